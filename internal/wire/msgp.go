@@ -1,0 +1,301 @@
+package wire
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// A minimal, bounded msgpack subset used for the control bodies (HELLO,
+// REJECT, GOODBYE). The bytes are standard msgpack, so any msgpack library
+// can read them, but decoding here never allocates more than the input
+// holds and never recurses, which matters for bytes read from a peer that
+// has not yet been authenticated.
+
+func appendMapHeader(b []byte, n int) []byte {
+	if n < 16 {
+		return append(b, 0x80|byte(n))
+	}
+	return append(b, 0xde, byte(n>>8), byte(n))
+}
+
+func appendArrayHeader(b []byte, n int) []byte {
+	if n < 16 {
+		return append(b, 0x90|byte(n))
+	}
+	return append(b, 0xdc, byte(n>>8), byte(n))
+}
+
+func appendStr(b []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n < 256:
+		b = append(b, 0xd9, byte(n))
+	case n < 65536:
+		b = append(b, 0xda, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, s...)
+}
+
+func appendBin(b []byte, p []byte) []byte {
+	n := len(p)
+	switch {
+	case n < 256:
+		b = append(b, 0xc4, byte(n))
+	case n < 65536:
+		b = append(b, 0xc5, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, p...)
+}
+
+// appendUint writes v in the shortest msgpack unsigned form.
+func appendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 128:
+		return append(b, byte(v))
+	case v <= math.MaxUint8:
+		return append(b, 0xcc, byte(v))
+	case v <= math.MaxUint16:
+		return append(b, 0xcd, byte(v>>8), byte(v))
+	case v <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
+	}
+}
+
+// mpReader decodes the subset. Every method reports malformed input through
+// r.err and then returns zero values, so callers check r.err once at the end.
+type mpReader struct {
+	b   []byte
+	err error
+}
+
+func (r *mpReader) fail(msg string) {
+	if r.err == nil {
+		r.err = &ProtocolError{Code: CodeMalformed, Reason: msg}
+	}
+}
+
+func (r *mpReader) need(n int) bool {
+	if r.err != nil {
+		return false
+	}
+	if n < 0 || len(r.b) < n {
+		r.fail("truncated msgpack body")
+		return false
+	}
+	return true
+}
+
+func (r *mpReader) byte1() byte {
+	if !r.need(1) {
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *mpReader) be(n int) uint64 {
+	if !r.need(n) {
+		return 0
+	}
+	var v uint64
+	for i := 0; i < n; i++ {
+		v = v<<8 | uint64(r.b[i])
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// length reads a container or string header and checks that the declared
+// count can fit in what is left (each element needs at least one byte).
+func (r *mpReader) container(fix, fixMask byte, c16, c32 byte, what string) int {
+	c := r.byte1()
+	if r.err != nil {
+		return 0
+	}
+	var n uint64
+	switch {
+	case c&fixMask == fix:
+		n = uint64(c &^ fixMask)
+	case c == c16:
+		n = r.be(2)
+	case c == c32:
+		n = r.be(4)
+	default:
+		r.fail("expected msgpack " + what)
+		return 0
+	}
+	if n > uint64(len(r.b)) {
+		r.fail("msgpack " + what + " length exceeds body")
+		return 0
+	}
+	return int(n)
+}
+
+func (r *mpReader) mapLen() int   { return r.container(0x80, 0xf0, 0xde, 0xdf, "map") }
+func (r *mpReader) arrayLen() int { return r.container(0x90, 0xf0, 0xdc, 0xdd, "array") }
+
+func (r *mpReader) str() string {
+	c := r.byte1()
+	if r.err != nil {
+		return ""
+	}
+	var n uint64
+	switch {
+	case c&0xe0 == 0xa0:
+		n = uint64(c & 0x1f)
+	case c == 0xd9:
+		n = r.be(1)
+	case c == 0xda:
+		n = r.be(2)
+	case c == 0xdb:
+		n = r.be(4)
+	default:
+		r.fail("expected msgpack string")
+		return ""
+	}
+	if !r.need(int(min(n, uint64(math.MaxInt32)))) {
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *mpReader) bin() []byte {
+	c := r.byte1()
+	if r.err != nil {
+		return nil
+	}
+	var n uint64
+	switch c {
+	case 0xc4:
+		n = r.be(1)
+	case 0xc5:
+		n = r.be(2)
+	case 0xc6:
+		n = r.be(4)
+	default:
+		r.fail("expected msgpack binary")
+		return nil
+	}
+	if !r.need(int(min(n, uint64(math.MaxInt32)))) {
+		return nil
+	}
+	p := append([]byte(nil), r.b[:n]...)
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *mpReader) uint() uint64 {
+	c := r.byte1()
+	if r.err != nil {
+		return 0
+	}
+	switch {
+	case c < 0x80:
+		return uint64(c)
+	case c == 0xcc:
+		return r.be(1)
+	case c == 0xcd:
+		return r.be(2)
+	case c == 0xce:
+		return r.be(4)
+	case c == 0xcf:
+		return r.be(8)
+	}
+	r.fail("expected msgpack unsigned integer")
+	return 0
+}
+
+// skip steps over one value of any msgpack type without recursion, so an
+// unknown field added by a newer peer is ignored however it is nested.
+func (r *mpReader) skip() {
+	pending := 1
+	for pending > 0 && r.err == nil {
+		pending--
+		c := r.byte1()
+		if r.err != nil {
+			return
+		}
+		switch {
+		case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		case c&0xf0 == 0x80:
+			pending += 2 * int(c&0x0f)
+		case c&0xf0 == 0x90:
+			pending += int(c & 0x0f)
+		case c&0xe0 == 0xa0:
+			r.skipN(uint64(c & 0x1f))
+		default:
+			switch c {
+			case 0xcc, 0xd0:
+				r.skipN(1)
+			case 0xcd, 0xd1:
+				r.skipN(2)
+			case 0xce, 0xd2, 0xca:
+				r.skipN(4)
+			case 0xcf, 0xd3, 0xcb:
+				r.skipN(8)
+			case 0xc4, 0xd9:
+				r.skipN(r.be(1))
+			case 0xc5, 0xda:
+				r.skipN(r.be(2))
+			case 0xc6, 0xdb:
+				r.skipN(r.be(4))
+			case 0xdc:
+				pending += r.count(r.be(2), 1)
+			case 0xdd:
+				pending += r.count(r.be(4), 1)
+			case 0xde:
+				pending += r.count(r.be(2), 2)
+			case 0xdf:
+				pending += r.count(r.be(4), 2)
+			case 0xd4:
+				r.skipN(2)
+			case 0xd5:
+				r.skipN(3)
+			case 0xd6:
+				r.skipN(5)
+			case 0xd7:
+				r.skipN(9)
+			case 0xd8:
+				r.skipN(17)
+			case 0xc7:
+				r.skipN(r.be(1) + 1)
+			case 0xc8:
+				r.skipN(r.be(2) + 1)
+			case 0xc9:
+				r.skipN(r.be(4) + 1)
+			default:
+				r.fail("invalid msgpack code")
+			}
+		}
+	}
+}
+
+func (r *mpReader) skipN(n uint64) {
+	if !r.need(int(min(n, uint64(math.MaxInt32)))) {
+		return
+	}
+	r.b = r.b[n:]
+}
+
+// count bounds a declared element count by what the body can still hold.
+func (r *mpReader) count(n uint64, per uint64) int {
+	if r.err != nil {
+		return 0
+	}
+	if n*per > uint64(len(r.b)) {
+		r.fail("msgpack container length exceeds body")
+		return 0
+	}
+	return int(n * per)
+}

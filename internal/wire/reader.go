@@ -1,0 +1,144 @@
+package wire
+
+import (
+	"io"
+)
+
+// DefaultReadBuffer is the reader's buffer size when none is given.
+const DefaultReadBuffer = 64 << 10
+
+// Reader splits a byte stream into frames.
+//
+// It reads in large chunks and hands out payloads that point into its
+// buffer, so parsing a batch of small frames costs no copies and no
+// allocations. Payloads stay valid until the next Fill unless the caller
+// calls Retain, which tells the Reader never to overwrite the bytes handed
+// out so far (the next Fill starts a fresh buffer). A frame larger than the
+// buffer is read straight into a buffer of its exact size.
+//
+// The header of every frame is checked against Version and MaxPayload
+// before its payload is read, so a hostile length never causes an
+// allocation. A Reader is used by one goroutine at a time.
+type Reader struct {
+	r          io.Reader
+	buf        []byte
+	start, end int
+	retained   bool
+	size       int
+
+	// Version is the negotiated protocol version every frame must carry.
+	Version uint8
+	// MaxPayload is the largest payload accepted.
+	MaxPayload uint32
+}
+
+// NewReader returns a Reader with a buffer of size bytes (DefaultReadBuffer
+// when size is not positive). Version and MaxPayload start at the values
+// for the hello exchange.
+func NewReader(r io.Reader, size int) *Reader {
+	if size <= 0 {
+		size = DefaultReadBuffer
+	}
+	return &Reader{r: r, size: size, Version: MaxVersion, MaxPayload: MaxHello}
+}
+
+// Buffered returns the next frame if it is complete in the buffer, without
+// reading. ok is false when more bytes are needed.
+func (fr *Reader) Buffered() (h Header, payload []byte, ok bool, err error) {
+	avail := fr.end - fr.start
+	if avail < HeaderLen {
+		return Header{}, nil, false, nil
+	}
+	h, err = ParseHeader(fr.buf[fr.start:fr.end], fr.Version, fr.MaxPayload)
+	if err != nil {
+		return h, nil, false, err
+	}
+	total := HeaderLen + int(h.Length)
+	if avail < total {
+		return h, nil, false, nil
+	}
+	payload = fr.buf[fr.start+HeaderLen : fr.start+total : fr.start+total]
+	fr.start += total
+	return h, payload, true, nil
+}
+
+// Retain marks every payload returned so far as owned by the caller.
+func (fr *Reader) Retain() { fr.retained = true }
+
+// Pending reports how many bytes of an incomplete frame are buffered.
+func (fr *Reader) Pending() int { return fr.end - fr.start }
+
+// Fill reads more bytes from the underlying reader: one Read call, or, when
+// the incomplete frame at the head of the buffer does not fit in the
+// buffer, as many as it takes to complete that frame.
+func (fr *Reader) Fill() error {
+	avail := fr.end - fr.start
+	need := HeaderLen
+	if avail >= HeaderLen {
+		h, err := ParseHeader(fr.buf[fr.start:fr.end], fr.Version, fr.MaxPayload)
+		if err != nil {
+			return err
+		}
+		need = HeaderLen + int(h.Length)
+	}
+	if need > fr.size {
+		return fr.fillLarge(need)
+	}
+	switch {
+	case fr.buf == nil || fr.retained || len(fr.buf) != fr.size:
+		nb := make([]byte, fr.size)
+		copy(nb, fr.buf[fr.start:fr.end])
+		fr.buf, fr.start, fr.end, fr.retained = nb, 0, avail, false
+	case avail == 0:
+		fr.start, fr.end = 0, 0
+	case len(fr.buf)-fr.start < need:
+		copy(fr.buf, fr.buf[fr.start:fr.end])
+		fr.start, fr.end = 0, avail
+	}
+	n, err := fr.r.Read(fr.buf[fr.end:])
+	fr.end += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// fillLarge reads a whole frame of need bytes into a buffer of that size.
+func (fr *Reader) fillLarge(need int) error {
+	nb := make([]byte, need)
+	n := copy(nb, fr.buf[fr.start:fr.end])
+	if _, err := io.ReadFull(fr.r, nb[n:]); err != nil {
+		if err == io.EOF && n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	// The large buffer holds exactly one frame and is never reused.
+	fr.buf, fr.start, fr.end, fr.retained = nb, 0, need, true
+	return nil
+}
+
+// ReadFrame blocks until one whole frame has arrived and returns it. It is
+// meant for the handshake; the data path uses Buffered and Fill.
+func (fr *Reader) ReadFrame() (Header, []byte, error) {
+	for {
+		h, p, ok, err := fr.Buffered()
+		if err != nil || ok {
+			return h, p, err
+		}
+		if err := fr.Fill(); err != nil {
+			if err == io.EOF && fr.Pending() > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return Header{}, nil, err
+		}
+	}
+}
+
+// SetSource replaces the underlying reader and keeps the bytes already
+// buffered, for example to add a deadline to every read once the
+// handshake is over.
+func (fr *Reader) SetSource(r io.Reader) { fr.r = r }

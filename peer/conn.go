@@ -1,0 +1,567 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slc-go/slc/codec"
+	"github.com/slc-go/slc/internal/wire"
+)
+
+// GoodbyeError reports that the remote ended the session with a GOODBYE.
+type GoodbyeError struct{ Close wire.Close }
+
+func (e *GoodbyeError) Error() string {
+	if e.Close.Code == wire.CodeNone {
+		if e.Close.Reason != "" {
+			return "slc: peer said goodbye: " + e.Close.Reason
+		}
+		return "slc: peer said goodbye"
+	}
+	return fmt.Sprintf("slc: peer said goodbye: %s: %s", e.Close.Code, e.Close.Reason)
+}
+
+// Permanent: a goodbye ends the session; reconnecting is pointless.
+func (e *GoodbyeError) Permanent() bool { return true }
+
+// HeartbeatError reports a connection that stayed silent past the
+// heartbeat timeout: a stalled or half-open peer.
+type HeartbeatError struct{ Silent time.Duration }
+
+func (e *HeartbeatError) Error() string {
+	return fmt.Sprintf("slc: no data from peer for %v (heartbeat timeout)", e.Silent)
+}
+
+// Timeout reports true, so the error satisfies net.Error's Timeout.
+func (e *HeartbeatError) Timeout() bool   { return true }
+func (e *HeartbeatError) Temporary() bool { return true }
+
+const maxBatch = 1024     // messages pushed to the mailbox at once
+const maxTypeNames = 1024 // interned type names per connection
+
+// conn serves one network connection of a session with a reader and a
+// writer goroutine. It reports to the session's actor through notify.
+type conn struct {
+	s       *Session
+	cfg     *Config
+	hs      *Handshake
+	nc      net.Conn
+	id      ID
+	gen     uint64
+	version uint8
+	resume  wire.Resume // the RESUME this side sends
+	notify  func(any)
+
+	stopW   chan struct{} // closed to make the writer finish
+	done    chan struct{} // closed when the connection is torn down
+	resumed chan struct{} // closed when the remote's RESUME arrived
+	ackDue  chan struct{}
+	ctrlDue chan struct{}
+	wgW     sync.WaitGroup
+	wgR     sync.WaitGroup
+	stopped sync.Once
+
+	mu     sync.Mutex
+	pongs  []uint64
+	bye    *wire.Close // GOODBYE the writer sends before it exits
+	failed bool
+	err    error
+
+	rtt       atomic.Int64
+	restarted bool // the remote's instance changed since the last connection
+
+	// reader state
+	lastSeq uint64
+	skipSeq uint64
+	asm     assembly
+	types   map[string]string
+	batch   []Message
+}
+
+type assembly struct {
+	active bool
+	seq    uint64
+	ser    uint8
+	typ    string
+	buf    []byte
+}
+
+// connUp and connDown are what a conn reports to its actor.
+type connUp struct {
+	gen       uint64
+	delivered uint64 // the remote's RESUME watermark
+}
+
+type connDown struct {
+	gen uint64
+	err error
+}
+
+// startConn begins serving hs. resumeFrom is what this side has delivered
+// from the remote's instance.
+func startConn(s *Session, hs *Handshake, gen uint64, notify func(any)) *conn {
+	c := &conn{
+		s: s, cfg: s.cfg, hs: hs, nc: hs.Conn, id: s.ID(), gen: gen, version: hs.Version, notify: notify,
+		stopW: make(chan struct{}), done: make(chan struct{}), resumed: make(chan struct{}),
+		ackDue: make(chan struct{}, 1), ctrlDue: make(chan struct{}, 1),
+		types: make(map[string]string),
+	}
+	if hs.Remote.Instance != s.remoteInst {
+		c.restarted = s.remoteInst != 0
+		s.remoteInst = hs.Remote.Instance
+		s.delivered.Store(0)
+	}
+	c.lastSeq = s.delivered.Load()
+	c.resume = wire.Resume{Instance: hs.Remote.Instance, Delivered: c.lastSeq}
+	s.maxMessage.Store(hs.Remote.MaxMessage)
+	c.wgW.Add(1)
+	c.wgR.Add(1)
+	go c.writeLoop()
+	go c.readLoop()
+	return c
+}
+
+// fail records the first error and tells the actor. A protocol violation
+// this side detected is reported to the remote in a GOODBYE; other errors
+// close the connection at once so both loops stop.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.failed {
+		c.mu.Unlock()
+		return
+	}
+	c.failed, c.err = true, err
+	pe, local := wire.AsProtocolError(err)
+	if local && !pe.Remote && c.bye == nil {
+		c.bye = &wire.Close{Code: pe.Code, Reason: pe.Reason}
+	} else {
+		local = false
+	}
+	c.mu.Unlock()
+	if local {
+		c.closeStopW()
+	} else {
+		c.nc.Close()
+	}
+	c.notify(&connDown{gen: c.gen, err: err})
+}
+
+func (c *conn) closeStopW() { c.stopped.Do(func() { close(c.stopW) }) }
+
+// shutdown stops the connection and waits for both loops. bye, if not nil,
+// is sent as the last frame.
+func (c *conn) shutdown(bye *wire.Close) {
+	c.mu.Lock()
+	if bye != nil && c.bye == nil {
+		c.bye = bye
+	}
+	c.mu.Unlock()
+	c.closeStopW()
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.wgW.Wait()
+	c.nc.Close()
+	close(c.done)
+	c.wgR.Wait()
+}
+
+// silence is how long the connection may stay quiet before it is dead.
+func (c *conn) silence() time.Duration {
+	return max(c.cfg.HeartbeatTimeout, 3*time.Duration(c.hs.Remote.HeartbeatMS)*time.Millisecond)
+}
+
+// deadlineReader arms the heartbeat deadline before every read, so only
+// time spent waiting for the network counts, not time spent blocked on a
+// full mailbox.
+type deadlineReader struct {
+	nc net.Conn
+	d  time.Duration
+}
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	if err := r.nc.SetReadDeadline(time.Now().Add(r.d)); err != nil {
+		return 0, err
+	}
+	n, err := r.nc.Read(p)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		err = &HeartbeatError{Silent: r.d}
+	}
+	return n, err
+}
+
+func (c *conn) readLoop() {
+	defer c.wgR.Done()
+	fr := c.hs.Reader
+	fr.MaxPayload = c.cfg.MaxFrame
+
+	// The first frame is the remote's RESUME, or a REJECT.
+	c.nc.SetReadDeadline(c.hs.Deadline)
+	h, p, err := fr.ReadFrame()
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = &wire.ProtocolError{Code: wire.CodeTimeout, Reason: "no RESUME from the remote in time"}
+		}
+		c.fail(err)
+		return
+	}
+	switch h.Type {
+	case wire.TypeResume:
+		r, err := wire.ParseResume(p)
+		if err == nil && r.Instance != c.cfg.Instance {
+			err = &wire.ProtocolError{Code: wire.CodeSequence, Reason: "RESUME names another instance of this node"}
+		}
+		if err == nil {
+			_, err = c.s.out.rewind(r.Delivered)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		close(c.resumed)
+		c.notify(&connUp{gen: c.gen, delivered: r.Delivered})
+	case wire.TypeReject, wire.TypeGoodbye:
+		cl, err := wire.ParseClose(p)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		if h.Type == wire.TypeGoodbye {
+			c.fail(&GoodbyeError{Close: cl})
+			return
+		}
+		c.fail(cl.Err())
+		return
+	default:
+		c.fail(&wire.ProtocolError{Code: wire.CodeUnexpectedFrame, Reason: wire.TypeName(h.Type) + " frame instead of RESUME"})
+		return
+	}
+
+	fr.SetSource(deadlineReader{nc: c.nc, d: c.silence()})
+	c.batch = make([]Message, 0, 64)
+	for {
+		retained := false
+		for {
+			h, p, ok, err := fr.Buffered()
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			keep, err := c.handle(h, p)
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			retained = retained || keep
+			if len(c.batch) >= maxBatch {
+				if !c.flush() {
+					return
+				}
+			}
+		}
+		if retained {
+			fr.Retain()
+		}
+		if !c.flush() {
+			return
+		}
+		if err := fr.Fill(); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// handle processes one frame. keep reports whether the payload's bytes are
+// now referenced by a message.
+func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
+	switch h.Type {
+	case wire.TypeData:
+		return c.onData(h, p)
+	case wire.TypeAck:
+		seq, err := wire.ParseAck(p)
+		if err != nil {
+			return false, err
+		}
+		advanced, err := c.s.out.ack(seq)
+		if err != nil {
+			return false, err
+		}
+		if advanced && c.cfg.Hooks.Acked != nil {
+			c.cfg.Hooks.Acked(c.id, MsgID(seq))
+		}
+	case wire.TypePing:
+		n, err := wire.ParsePing(p)
+		if err != nil {
+			return false, err
+		}
+		c.mu.Lock()
+		if len(c.pongs) < 16 {
+			c.pongs = append(c.pongs, n)
+		}
+		c.mu.Unlock()
+		signal(c.ctrlDue)
+	case wire.TypePong:
+		n, err := wire.ParsePing(p)
+		if err != nil {
+			return false, err
+		}
+		if d := time.Now().UnixNano() - int64(n); d > 0 && d < int64(time.Hour) {
+			c.rtt.Store(d)
+		}
+	case wire.TypeGoodbye:
+		cl, err := wire.ParseClose(p)
+		if err != nil {
+			return false, err
+		}
+		// Whatever arrived before the goodbye is delivered first.
+		if !c.flush() {
+			return false, nil
+		}
+		return false, &GoodbyeError{Close: cl}
+	case wire.TypeHello, wire.TypeResume, wire.TypeReject:
+		return false, &wire.ProtocolError{Code: wire.CodeUnexpectedFrame, Reason: wire.TypeName(h.Type) + " frame after the handshake"}
+	default:
+		// An extension frame this version does not know: skipped.
+	}
+	return false, nil
+}
+
+func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
+	d, err := wire.ParseData(p)
+	if err != nil {
+		return false, err
+	}
+	if c.asm.active {
+		if d.Seq != c.asm.seq || d.Serializer != c.asm.ser {
+			return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("message %d interleaved with the chunks of message %d", d.Seq, c.asm.seq)}
+		}
+	} else if d.Seq == c.skipSeq && c.skipSeq != 0 {
+		// A chunk of a re-sent message that was already delivered.
+		if h.Flags&(wire.FlagMore) == 0 {
+			c.skipSeq = 0
+		}
+		return false, nil
+	} else if d.Seq <= c.lastSeq {
+		// Re-sent after a reconnect and already delivered: drop it.
+		c.s.dups.Add(1)
+		if h.Flags&wire.FlagMore != 0 {
+			c.skipSeq = d.Seq
+		}
+		return false, nil
+	}
+	if h.Flags&wire.FlagAbort != 0 {
+		// The sender gave up on this message: discard and acknowledge.
+		c.asm = assembly{}
+		c.lastSeq = d.Seq
+		if !c.flush() {
+			return false, nil
+		}
+		c.s.delivered.Store(d.Seq)
+		signal(c.ackDue)
+		return false, nil
+	}
+
+	body, owned := d.Body, false
+	if d.Compressor != 0 {
+		comp := c.hs.comp[d.Compressor]
+		if comp == nil {
+			return false, &wire.ProtocolError{Code: wire.CodeUnsupportedCodec, Reason: fmt.Sprintf("message %d uses compressor %d, which the sender did not announce or this node lacks", d.Seq, d.Compressor)}
+		}
+		limit := int(min(c.cfg.MaxMessage, uint64(1<<62))) - len(c.asm.buf)
+		out, err := comp.Decompress(nil, d.Body, limit)
+		if err != nil {
+			if errors.Is(err, codec.ErrTooLarge) {
+				return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
+			}
+			return false, &wire.ProtocolError{Code: wire.CodeMalformed, Reason: fmt.Sprintf("message %d: %v", d.Seq, err)}
+		}
+		body, owned = out, true
+	}
+	if !c.asm.active && h.Flags&wire.FlagMore == 0 {
+		if uint64(len(body)) > c.cfg.MaxMessage {
+			return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d of %d bytes exceeds %d", d.Seq, len(body), c.cfg.MaxMessage)}
+		}
+		c.deliver(d.Seq, d.Serializer, c.intern(d.Type), body)
+		return !owned, nil
+	}
+	if !c.asm.active {
+		c.asm = assembly{active: true, seq: d.Seq, ser: d.Serializer, typ: c.intern(d.Type)}
+	}
+	if uint64(len(c.asm.buf))+uint64(len(body)) > c.cfg.MaxMessage {
+		return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
+	}
+	c.asm.buf = append(c.asm.buf, body...)
+	if h.Flags&wire.FlagMore == 0 {
+		a := c.asm
+		c.asm = assembly{}
+		c.deliver(a.seq, a.ser, a.typ, a.buf)
+	}
+	return false, nil
+}
+
+// intern returns the type name as a string without allocating for names
+// seen before on this connection.
+func (c *conn) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := c.types[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(c.types) < maxTypeNames {
+		c.types[s] = s
+	}
+	return s
+}
+
+// deliver decodes a complete message and adds it to the batch.
+func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
+	c.lastSeq = seq
+	m := Message{From: c.id, ID: MsgID(seq), Type: typ, Raw: raw}
+	if ser := c.hs.ser[serID]; ser == nil {
+		m.Err = fmt.Errorf("slc: message %d uses serializer %d, which the sender did not announce or this node lacks", seq, serID)
+	} else {
+		m.Serializer = c.hs.sid[serID]
+		if m.Serializer == codec.Raw {
+			m.Body = raw
+		} else {
+			m.Body, m.Err = codec.Decode(typ, ser, raw)
+		}
+	}
+	c.batch = append(c.batch, m)
+}
+
+// flush hands the batch to the mailbox, which may block (backpressure),
+// then advances the delivered watermark and asks the writer for an ACK.
+func (c *conn) flush() bool {
+	if len(c.batch) == 0 {
+		return true
+	}
+	n, err := c.cfg.Inbox.Push(c.done, c.id, c.batch)
+	if n > 0 {
+		c.s.delivered.Store(uint64(c.batch[n-1].ID))
+		signal(c.ackDue)
+	}
+	clear(c.batch)
+	c.batch = c.batch[:0]
+	if err != nil {
+		c.fail(fmt.Errorf("mailbox: %w", err))
+		return false
+	}
+	return true
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) writeLoop() {
+	defer c.wgW.Done()
+	nc := c.nc
+	nc.SetWriteDeadline(c.hs.Deadline)
+	ctrl := wire.AppendResume(make([]byte, 0, 512), c.version, c.resume)
+	if _, err := nc.Write(ctrl); err != nil {
+		c.fail(err)
+		return
+	}
+	nc.SetWriteDeadline(time.Time{})
+	ctrl = ctrl[:0]
+	lastAck := c.resume.Delivered
+	resumed := false
+	bufs := make([][]byte, 0, 16)
+	tick := time.NewTicker(c.cfg.Heartbeat)
+	defer tick.Stop()
+	wroteSinceTick, pingDue := false, false
+	for {
+		stopping := false
+		select {
+		case <-c.stopW:
+			stopping = true
+		default:
+		}
+		if !resumed {
+			select {
+			case <-c.resumed:
+				resumed = true
+			default:
+			}
+		}
+		if d := c.s.delivered.Load(); d > lastAck {
+			ctrl = wire.AppendAck(ctrl, c.version, d)
+			lastAck = d
+		}
+		c.mu.Lock()
+		for _, n := range c.pongs {
+			ctrl = wire.AppendPing(ctrl, c.version, true, n)
+		}
+		c.pongs = c.pongs[:0]
+		bye := c.bye
+		c.mu.Unlock()
+		if pingDue {
+			ctrl = wire.AppendPing(ctrl, c.version, false, uint64(time.Now().UnixNano()))
+			pingDue = false
+		}
+		if stopping {
+			if bye != nil {
+				ctrl = wire.AppendClose(ctrl, c.version, wire.TypeGoodbye, *bye)
+			}
+			if len(ctrl) > 0 {
+				nc.Write(ctrl)
+			}
+			return
+		}
+		bufs = bufs[:0]
+		if len(ctrl) > 0 {
+			bufs = append(bufs, ctrl)
+		}
+		took := false
+		if resumed {
+			bufs, took = c.s.out.take(bufs, c.cfg.WriteBatch)
+		}
+		if len(bufs) > 0 {
+			nb := net.Buffers(bufs)
+			_, err := nb.WriteTo(nc)
+			if err != nil {
+				if took {
+					c.s.out.abandon()
+				}
+				c.fail(err)
+				return
+			}
+			if took {
+				c.s.out.wrote()
+			}
+			ctrl = ctrl[:0]
+			wroteSinceTick = true
+			continue
+		}
+		resumedCh := c.resumed
+		if resumed {
+			resumedCh = nil
+		}
+		select {
+		case <-c.s.out.kick:
+		case <-c.ackDue:
+		case <-c.ctrlDue:
+		case <-resumedCh:
+		case <-tick.C:
+			pingDue = !wroteSinceTick
+			wroteSinceTick = false
+		case <-c.stopW:
+		case <-c.done:
+			return
+		}
+	}
+}

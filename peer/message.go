@@ -1,0 +1,46 @@
+package peer
+
+import (
+	"strconv"
+
+	"github.com/slc-go/slc/codec"
+)
+
+// ID is the unique name of a node. A session with a remote node is keyed by
+// its ID; in secure mode the ID is bound to the node's public key.
+type ID string
+
+// String returns the ID as a string.
+func (id ID) String() string { return string(id) }
+
+// MsgID identifies a message sent by a communicator. IDs increase strictly
+// for the life of the sending node's instance, so acknowledgements can be
+// cumulative: a peer that acknowledges an ID has every earlier message that
+// was sent to it.
+type MsgID uint64
+
+// String returns the decimal form of the ID.
+func (id MsgID) String() string { return strconv.FormatUint(uint64(id), 10) }
+
+// Message is one message taken from the inbound mailbox.
+type Message struct {
+	// From is the sender.
+	From ID
+	// ID is the sender's message ID.
+	ID MsgID
+	// Type is the name the sender registered for the body's Go type, or ""
+	// for unregistered values and raw bytes.
+	Type string
+	// Body is the decoded value: a T for a type registered with
+	// Register[T] (a value, not a *T), generic maps and slices for
+	// unregistered structured data, and []byte for raw messages.
+	Body any
+	// Raw is the serialized body exactly as the sender's serializer
+	// produced it (after decompression). For raw messages it is the
+	// payload. The slice is owned by the receiver.
+	Raw []byte
+	// Serializer is the wire ID of the serializer that produced Raw.
+	Serializer codec.ID
+	// Err is set when Body could not be decoded; Raw still holds the bytes.
+	Err error
+}

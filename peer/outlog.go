@@ -1,0 +1,385 @@
+package peer
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/slc-go/slc/internal/wire"
+)
+
+// segSize is the size of the pooled byte segments the outbound log is made of.
+const segSize = 256 << 10
+
+var segPool = sync.Pool{New: func() any { return &segment{buf: make([]byte, 0, segSize)} }}
+
+// segment is a run of encoded frames. Its bytes never move once appended:
+// the writer reads from them while senders append after them.
+type segment struct {
+	buf []byte // len is the bytes used; cap is fixed
+	off int64  // absolute log offset of buf[0]
+}
+
+func (s *segment) end() int64 { return s.off + int64(len(s.buf)) }
+
+// entry locates one unacknowledged message in the log.
+type entry struct {
+	seq   uint64
+	start int64 // absolute offset of its first frame
+}
+
+// ackWaiter is a WaitAcknowledged caller.
+type ackWaiter struct {
+	seq uint64
+	ch  chan struct{}
+}
+
+// outLog is a session's outbound stream: the encoded DATA frames of every
+// message not yet acknowledged, in order. It is at once the send batch (the
+// writer sends everything from wpos to tail in one write), the resend
+// buffer (after a reconnect the writer rewinds to the first message the
+// remote has not delivered) and the BufferCap account (tail - head bytes are
+// unacknowledged).
+//
+// Senders append under mu while holding the session's send semaphore; the
+// connection's writer takes ranges to send and reports what it wrote; the
+// reader applies acknowledgements. All methods are safe for concurrent use.
+type outLog struct {
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is appended to
+	ents    []entry    // unacknowledged messages, ents[eh:] live
+	eh      int
+	tail    int64 // absolute end of the log
+	wpos    int64 // next byte to send
+	wend    int64 // end of the range being written now (== wpos when idle)
+	acked   uint64
+	last    uint64
+	err     error         // set once the session ends: appends and waits fail with it
+	lost    []MsgID       // unacknowledged when the session ended
+	aborted []MsgID       // chunked messages whose sender gave up part way
+	room    chan struct{} // closed when room frees; nil when nobody waits
+	waiters []ackWaiter   // sorted by seq
+	kick    chan struct{} // wakes the writer; capacity 1
+	version uint8
+}
+
+func newOutLog() *outLog {
+	return &outLog{kick: make(chan struct{}, 1), version: wire.MaxVersion}
+}
+
+// head is the absolute offset of the first unacknowledged byte.
+func (l *outLog) head() int64 {
+	if l.eh < len(l.ents) {
+		return l.ents[l.eh].start
+	}
+	return l.tail
+}
+
+// unacked returns the unacknowledged bytes.
+func (l *outLog) unacked() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tail - l.head()
+}
+
+// waitRoom blocks until fewer than limit bytes are unacknowledged, ctx ends
+// or the log fails.
+func (l *outLog) waitRoom(ctx context.Context, limit int64) error {
+	for {
+		l.mu.Lock()
+		if l.err != nil {
+			err := l.err
+			l.mu.Unlock()
+			return err
+		}
+		if limit <= 0 || l.tail-l.head() < limit {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.room == nil {
+			l.room = make(chan struct{})
+		}
+		ch := l.room
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// segFor returns a segment with room for n more bytes.
+func (l *outLog) segFor(n int) *segment {
+	if k := len(l.segs); k > 0 {
+		s := l.segs[k-1]
+		if cap(s.buf)-len(s.buf) >= n {
+			return s
+		}
+	}
+	var s *segment
+	if n <= segSize {
+		s = segPool.Get().(*segment)
+		s.buf = s.buf[:0]
+	} else {
+		s = &segment{buf: make([]byte, 0, n)}
+	}
+	s.off = l.tail
+	l.segs = append(l.segs, s)
+	return s
+}
+
+// appendData appends one DATA frame. first marks the first frame of a
+// message, which gets an entry. The caller holds the session's send
+// semaphore, so frames of one message are contiguous.
+func (l *outLog) appendData(first bool, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) error {
+	n := wire.HeaderLen + wire.DataPrefixLen + len(typ) + len(body)
+	l.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	if first {
+		l.ents = append(l.ents, entry{seq: seq, start: l.tail})
+		l.last = seq
+	}
+	s := l.segFor(n)
+	s.buf = wire.AppendData(s.buf, l.version, flags, seq, ser, comp, typ, body)
+	l.tail += int64(n)
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take returns the byte ranges from wpos on, up to max bytes (at least one
+// range when any is pending), appended to bufs. It marks them in flight;
+// the caller reports with wrote. ok is false when nothing is pending.
+func (l *outLog) take(bufs [][]byte, max int) ([][]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wpos >= l.tail {
+		return bufs, false
+	}
+	pos, n := l.wpos, 0
+	for _, s := range l.segs {
+		if s.end() <= pos {
+			continue
+		}
+		if n >= max {
+			break
+		}
+		b := s.buf[pos-s.off:]
+		if len(b) > max-n && n > 0 {
+			b = b[:max-n]
+		}
+		bufs = append(bufs, b)
+		n += len(b)
+		pos += int64(len(b))
+	}
+	l.wend = pos
+	return bufs, true
+}
+
+// wrote records that the range handed out by take was written.
+func (l *outLog) wrote() {
+	l.mu.Lock()
+	l.wpos = l.wend
+	l.release()
+	l.mu.Unlock()
+}
+
+// abandon records that the range handed out by take was not (fully)
+// written: the connection failed. The next connection rewinds anyway.
+func (l *outLog) abandon() {
+	l.mu.Lock()
+	l.wend = l.wpos
+	l.mu.Unlock()
+}
+
+// release returns segments that are acknowledged and not in flight. Called
+// with mu held.
+func (l *outLog) release() {
+	limit := min(l.head(), l.wpos)
+	i := 0
+	for i < len(l.segs)-1 && l.segs[i].end() <= limit {
+		if cap(l.segs[i].buf) == segSize {
+			segPool.Put(l.segs[i])
+		}
+		l.segs[i] = nil
+		i++
+	}
+	if i > 0 {
+		l.segs = append(l.segs[:0], l.segs[i:]...)
+	}
+	// The last segment is reused in place once everything in it is done.
+	if len(l.segs) == 1 && l.segs[0].end() <= limit && l.wend == l.wpos {
+		l.segs[0].buf = l.segs[0].buf[:0]
+		l.segs[0].off = l.tail
+	}
+	if l.eh > 1024 && l.eh*2 > len(l.ents) {
+		l.ents = append(l.ents[:0], l.ents[l.eh:]...)
+		l.eh = 0
+	}
+}
+
+// ack applies a cumulative acknowledgement. It reports whether the
+// watermark advanced, and an error when the remote acknowledges a message
+// that was never sent.
+func (l *outLog) ack(seq uint64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq <= l.acked {
+		return false, nil
+	}
+	if seq > l.last {
+		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "acknowledgement for a message never sent"}
+	}
+	l.acked = seq
+	for l.eh < len(l.ents) && l.ents[l.eh].seq <= seq {
+		l.eh++
+	}
+	l.release()
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
+	n := 0
+	for n < len(l.waiters) && l.waiters[n].seq <= seq {
+		close(l.waiters[n].ch)
+		n++
+	}
+	if n > 0 {
+		l.waiters = append(l.waiters[:0], l.waiters[n:]...)
+	}
+	return true, nil
+}
+
+// rewind prepares the log for a new connection: the remote has delivered
+// everything up to delivered, so those messages count as acknowledged and
+// the writer starts again at the first message after them.
+func (l *outLog) rewind(delivered uint64) (bool, error) {
+	advanced, err := l.ack(delivered)
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	l.wpos = l.head()
+	l.wend = l.wpos
+	l.mu.Unlock()
+	return advanced, nil
+}
+
+// search returns the index in ents of seq, or -1.
+func (l *outLog) search(seq uint64) int {
+	live := l.ents[l.eh:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].seq >= seq })
+	if i < len(live) && live[i].seq == seq {
+		return l.eh + i
+	}
+	return -1
+}
+
+// status reports what the log knows of seq: acked when the remote's
+// cumulative acknowledgement covers it, pending while it waits for one, and
+// failed when it will never be acknowledged (the session ended first, or
+// its sender abandoned it part way).
+func (l *outLog) status(seq uint64) (acked, pending, failed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if has(l.aborted, MsgID(seq)) || has(l.lost, MsgID(seq)) {
+		return false, false, true
+	}
+	if l.search(seq) >= 0 {
+		return false, true, false
+	}
+	return seq <= l.acked, false, false
+}
+
+func has(ids []MsgID, id MsgID) bool {
+	i := sort.Search(len(ids), func(i int) bool { return ids[i] >= id })
+	return i < len(ids) && ids[i] == id
+}
+
+// markAborted records a message its sender gave up on part way.
+func (l *outLog) markAborted(seq uint64) {
+	l.mu.Lock()
+	l.aborted = append(l.aborted, MsgID(seq))
+	l.mu.Unlock()
+}
+
+// waitAck returns a channel closed once seq is acknowledged (nil if it
+// already is), or the log's error.
+func (l *outLog) waitAck(seq uint64) (<-chan struct{}, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq <= l.acked {
+		return nil, nil
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	ch := make(chan struct{})
+	i := sort.Search(len(l.waiters), func(i int) bool { return l.waiters[i].seq > seq })
+	l.waiters = append(l.waiters, ackWaiter{})
+	copy(l.waiters[i+1:], l.waiters[i:])
+	l.waiters[i] = ackWaiter{seq: seq, ch: ch}
+	return ch, nil
+}
+
+// ackErr returns the error to report to a waiter woken without an ack.
+func (l *outLog) ackErr(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq <= l.acked {
+		return nil
+	}
+	return l.err
+}
+
+// lastSeq returns the highest sequence number appended.
+func (l *outLog) lastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// ackedSeq returns the acknowledgement watermark.
+func (l *outLog) ackedSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked
+}
+
+// fail ends the log: pending and future operations return err. It returns
+// the IDs of the messages that were never acknowledged, and releases the
+// memory that held them.
+func (l *outLog) fail(err error) []MsgID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil
+	}
+	l.err = err
+	var lost []MsgID
+	for _, e := range l.ents[l.eh:] {
+		lost = append(lost, MsgID(e.seq))
+	}
+	l.lost = lost
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
+	for _, w := range l.waiters {
+		close(w.ch)
+	}
+	l.waiters = nil
+	// The writer may still hold ranges of the segments; let the garbage
+	// collector have them rather than the pool.
+	l.segs, l.ents, l.eh = nil, nil, 0
+	l.wpos, l.wend = l.tail, l.tail
+	return lost
+}

@@ -1,0 +1,421 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/slc-go/slc/codec"
+	"github.com/slc-go/slc/internal/wire"
+)
+
+// State is where a session is in its life.
+type State int32
+
+// Session states.
+const (
+	StateConnecting   State = iota // first connection not yet established
+	StateConnected                 // a connection is up
+	StateReconnecting              // the connection dropped; a new one is being made or awaited
+	StateEnded                     // the session is over: lost, disconnected or closed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateEnded:
+		return "ended"
+	}
+	return fmt.Sprintf("state(%d)", int32(s))
+}
+
+var sessionOrder atomic.Uint64
+
+// Session is everything a node keeps about one remote node across
+// connections: the outbound log of unacknowledged messages, the inbound
+// delivery watermark, and the state. A session outlives the connections
+// that serve it; the peer actor that owns it is restarted to reconnect.
+//
+// Send, IsAcknowledged and WaitAcknowledged may be called from any
+// goroutine. The rest belongs to the peer actor and its connection loops.
+type Session struct {
+	cfg   *Config
+	id    atomic.Pointer[ID]
+	order uint64
+	out   *outLog
+	sem   chan struct{} // send semaphore: appends to out happen under it
+
+	// dialAddr is where to reconnect; "" for a session the remote dialed.
+	dialMu   sync.Mutex
+	dialAddr string
+
+	// Inbound state. remoteInst and lastSeq belong to the current
+	// connection's reader, or to the actor between connections.
+	remoteInst uint64
+	delivered  atomic.Uint64
+	dups       atomic.Uint64
+
+	state      atomic.Int32
+	maxMessage atomic.Uint64 // the remote's limit
+
+	// failures counts consecutive failed connection attempts; the actor
+	// owns it. gen numbers connection attempts so stale reports are
+	// recognized.
+	failures int
+	gen      atomic.Uint64
+
+	// The hand-off slot for a connection ready to be served, and the
+	// goroutines the session started (dials), tracked for Close.
+	mu          sync.Mutex
+	pending     *Handshake
+	pendingBind bool // the pending connection is this session's own first dial
+	ended       bool
+	endErr      error
+	lastErr     error
+	wg          sync.WaitGroup
+}
+
+// NewSession returns a session. dialAddr is the address to dial and
+// redial, or "" for a session created by an inbound connection.
+func NewSession(cfg *Config, dialAddr string) *Session {
+	s := &Session{cfg: cfg, order: sessionOrder.Add(1), out: newOutLog(), sem: make(chan struct{}, 1), dialAddr: dialAddr}
+	s.maxMessage.Store(cfg.MaxMessage)
+	return s
+}
+
+// ID returns the remote node's name, or "" before the first hello.
+func (s *Session) ID() ID {
+	if p := s.id.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// SetID names the session. The owner of the sessions calls it once, when
+// the first hello is accepted, before the session becomes visible to Send.
+func (s *Session) SetID(id ID) { s.id.Store(&id) }
+
+// DialAddr returns the address the session reconnects to, or "".
+func (s *Session) DialAddr() string {
+	s.dialMu.Lock()
+	defer s.dialMu.Unlock()
+	return s.dialAddr
+}
+
+// SetDialAddr gives an inbound session an address to reconnect to.
+func (s *Session) SetDialAddr(addr string) {
+	s.dialMu.Lock()
+	s.dialAddr = addr
+	s.dialMu.Unlock()
+}
+
+// State returns the session's state.
+func (s *Session) State() State { return State(s.state.Load()) }
+
+// Err returns why the session ended, once it has.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endErr
+}
+
+// Stats are a session's counters.
+type Stats struct {
+	Unacked    int64  // bytes sent or queued and not yet acknowledged
+	LastSent   MsgID  // highest message ID queued
+	Acked      MsgID  // acknowledgement watermark
+	Delivered  MsgID  // highest message ID from the remote placed in the mailbox
+	Duplicates uint64 // re-sent messages from the remote that were dropped
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	return Stats{
+		Unacked:    s.out.unacked(),
+		LastSent:   MsgID(s.out.lastSeq()),
+		Acked:      MsgID(s.out.ackedSeq()),
+		Delivered:  MsgID(s.delivered.Load()),
+		Duplicates: s.dups.Load(),
+	}
+}
+
+// Handoff places a connection for the session's actor to serve, replacing
+// (and closing) any connection still waiting in the slot. It reports false,
+// and closes hs, when the session has ended.
+func (s *Session) Handoff(hs *Handshake) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		hs.Close()
+		return false
+	}
+	if s.pending != nil {
+		s.pending.Close()
+	}
+	s.pending, s.pendingBind = hs, false
+	return true
+}
+
+// offer places the result of the actor's own dial, unless the actor has
+// moved on since (gen) or the session ended.
+func (s *Session) offer(hs *Handshake, gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || gen != s.gen.Load() {
+		hs.Close()
+		return false
+	}
+	if s.pending != nil {
+		s.pending.Close()
+	}
+	s.pending, s.pendingBind = hs, s.ID() == ""
+	return true
+}
+
+func (s *Session) takePending() (*Handshake, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hs, bind := s.pending, s.pendingBind
+	s.pending, s.pendingBind = nil, false
+	return hs, bind
+}
+
+func (s *Session) setLastErr(err error) {
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+}
+
+// LastErr returns the most recent connection failure.
+func (s *Session) LastErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+// End finishes the session with err: queued and future sends fail, waiters
+// wake, a connection waiting in the slot is closed. It returns the IDs of
+// the messages that were never acknowledged. Only the first call counts.
+func (s *Session) End(err error) []MsgID {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ended, s.endErr = true, err
+	if s.pending != nil {
+		s.pending.Close()
+		s.pending = nil
+	}
+	s.mu.Unlock()
+	s.state.Store(int32(StateEnded))
+	return s.out.fail(err)
+}
+
+// Wait waits for the goroutines the session started.
+func (s *Session) Wait() { s.wg.Wait() }
+
+// Outgoing is one encoded message on its way out.
+type Outgoing struct {
+	Serializer codec.ID
+	Type       string // registered type name, "" for none
+	Body       []byte // serialized, not compressed
+}
+
+// Send queues m for every session in ss and returns its message ID.
+//
+// IDs come from ids and are taken while every target's send semaphore is
+// held, so each session's log is in ID order. Send waits while a target is
+// over its BufferCap, until ctx ends. A message larger than ChunkSize is
+// split into chunks, and the wait for room happens between chunks, so a
+// huge message never holds more than BufferCap plus one chunk in memory.
+//
+// ss is reordered in place. When some targets got the message and others
+// did not, the returned error is a *SendError listing the failures and the
+// ID is valid for the others.
+func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (MsgID, error) {
+	if len(ss) == 0 {
+		return 0, ErrNoPeers
+	}
+	cfg := ss[0].cfg
+	if len(ss) > 1 {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].order < ss[j].order })
+	}
+	for i, s := range ss {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			for _, h := range ss[:i] {
+				<-h.sem
+			}
+			return 0, ctx.Err()
+		}
+	}
+	defer func() {
+		for _, s := range ss {
+			<-s.sem
+		}
+	}()
+	for _, s := range ss {
+		if uint64(len(m.Body)) > s.maxMessage.Load() {
+			return 0, &PeerError{Peer: s.ID(), Op: "send", Err: fmt.Errorf("%w: %d bytes, the peer accepts up to %d", ErrTooLarge, len(m.Body), s.maxMessage.Load())}
+		}
+		if err := s.out.waitRoom(ctx, cfg.BufferCap); err != nil {
+			return 0, s.sendErr(err)
+		}
+	}
+	id := ids.Add(1)
+	comp, _ := codec.CompressorByID(cfg.Compressor)
+	var scratch []byte
+	if comp != nil && cfg.Compressor != codec.None {
+		bp := compPool.Get().(*[]byte)
+		scratch = (*bp)[:0]
+		defer func() { *bp = scratch[:0]; compPool.Put(bp) }()
+	}
+
+	var small [8]bool
+	failed := small[:0]
+	if len(ss) <= len(small) {
+		failed = small[:len(ss)]
+	} else {
+		failed = make([]bool, len(ss))
+	}
+	body := m.Body
+	for first := true; first || len(body) > 0; first = false {
+		chunk := body
+		flags := uint8(0)
+		if len(chunk) > cfg.ChunkSize {
+			chunk, flags = chunk[:cfg.ChunkSize], wire.FlagMore
+		}
+		body = body[len(chunk):]
+		cid, payload := uint8(codec.None), chunk
+		if scratch != nil && len(chunk) >= cfg.CompressMin {
+			if out, err := comp.Compress(scratch[:0], chunk); err == nil {
+				scratch = out
+				if len(out) < len(chunk)-len(chunk)/8 {
+					cid, payload = uint8(cfg.Compressor), out
+				}
+			}
+		}
+		for i, s := range ss {
+			if failed[i] {
+				continue
+			}
+			if !first {
+				if err := s.out.waitRoom(ctx, cfg.BufferCap); err != nil {
+					failed[i] = true
+					s.abort(id, m, err)
+					continue
+				}
+			}
+			if err := s.out.appendData(first, flags, id, uint8(m.Serializer), cid, m.Type, payload); err != nil {
+				failed[i] = true
+			}
+		}
+	}
+	var se *SendError
+	for i, f := range failed {
+		if f {
+			if se == nil {
+				se = &SendError{ID: MsgID(id)}
+			}
+			se.Failed = append(se.Failed, &PeerError{Peer: ss[i].ID(), Op: "send", Err: ss[i].sendErr(ss[i].Err())})
+		}
+	}
+	if se != nil {
+		if len(se.Failed) == len(ss) {
+			return 0, se.Failed[0]
+		}
+		return MsgID(id), se
+	}
+	return MsgID(id), nil
+}
+
+var compPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// abort closes a chunked message that cannot be finished.
+func (s *Session) abort(id uint64, m *Outgoing, err error) {
+	s.out.markAborted(id)
+	s.out.appendData(false, wire.FlagAbort, id, uint8(m.Serializer), 0, m.Type, nil)
+}
+
+func (s *Session) sendErr(err error) error {
+	if err == nil {
+		err = ErrPeerLost
+	}
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return err
+	}
+	if s.State() == StateEnded {
+		return &PeerError{Peer: s.ID(), Op: "send", Err: err}
+	}
+	return err
+}
+
+// SendError reports a message that reached some targets and not others.
+type SendError struct {
+	ID     MsgID
+	Failed []*PeerError
+}
+
+func (e *SendError) Error() string {
+	msg := fmt.Sprintf("slc: message %d not sent to %d peer(s):", e.ID, len(e.Failed))
+	for _, f := range e.Failed {
+		msg += " " + f.Error() + ";"
+	}
+	return msg
+}
+
+// Unwrap returns the per-peer errors.
+func (e *SendError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f
+	}
+	return errs
+}
+
+// AckStatus reports what the session knows of a message: acked once the
+// remote's cumulative acknowledgement covers it (and it was sent to this
+// session or the session carried IDs beyond it), pending while it awaits
+// one, failed when it never will be.
+func (s *Session) AckStatus(id MsgID) (acked, pending, failed bool) {
+	return s.out.status(uint64(id))
+}
+
+// WaitAcked blocks until id is acknowledged, the session ends (the error
+// names the peer) or ctx ends.
+func (s *Session) WaitAcked(ctx context.Context, id MsgID) error {
+	ch, err := s.out.waitAck(uint64(id))
+	if err != nil {
+		return &PeerError{Peer: s.ID(), Op: "wait for acknowledgement", Err: err}
+	}
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		if err := s.out.ackErr(uint64(id)); err != nil {
+			return &PeerError{Peer: s.ID(), Op: "wait for acknowledgement", Err: err}
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WaitFlushed blocks until every message queued so far is acknowledged.
+func (s *Session) WaitFlushed(ctx context.Context) error {
+	last := s.out.lastSeq()
+	if last == 0 {
+		return nil
+	}
+	return s.WaitAcked(ctx, MsgID(last))
+}
