@@ -21,7 +21,7 @@ import (
 const (
 	DefaultBufferCap        = peer.DefaultBufferCap
 	DefaultInboxBytes       = 64 << 20
-	DefaultInboxMessages    = 1 << 20
+	DefaultInboxMessages    = 1 << 16
 	DefaultMaxMessage       = peer.DefaultMaxMessage
 	DefaultMaxFrame         = peer.DefaultMaxFrame
 	DefaultChunkSize        = peer.DefaultChunkSize

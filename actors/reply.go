@@ -28,7 +28,7 @@ func (p *replyProcess) SendUserMessage(_ *actor.PID, m any) {
 }
 
 func (p *replyProcess) SendSystemMessage(*actor.PID, any) {}
-func (p *replyProcess) Stop(*actor.PID)                     {}
+func (p *replyProcess) Stop(*actor.PID)                   {}
 
 // NewReply registers a reply address on sys. Close it when done.
 func NewReply(sys *actor.ActorSystem) *Reply {

@@ -1,0 +1,148 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// MaxTypeName is the longest type name, in bytes, that RegisterType
+// accepts.
+const MaxTypeName = 255
+
+// typeInfo is what the type registry knows about one registered type.
+type typeInfo struct {
+	name   string
+	typ    reflect.Type
+	decode func(s Serializer, data []byte) (any, error)
+}
+
+// typeTable is an immutable snapshot of the type registry.
+type typeTable struct {
+	byType map[reflect.Type]string
+	byName map[string]*typeInfo
+}
+
+var (
+	typesMu sync.Mutex
+	types   atomic.Pointer[typeTable]
+)
+
+func init() {
+	types.Store(&typeTable{
+		byType: map[reflect.Type]string{},
+		byName: map[string]*typeInfo{},
+	})
+}
+
+// RegisterType maps the Go type T to name, in both directions, for the
+// whole process: TypeName reports name for values of type T (and *T), and
+// Decode decodes bodies sent under name into a T.
+//
+// It fails if name is empty or longer than MaxTypeName bytes, if T is an
+// interface type, if name is registered for another type, or if T is
+// registered under another name. Registering the same T and name again
+// does nothing and returns nil.
+func RegisterType[T any](name string) error {
+	t := reflect.TypeFor[T]()
+	switch {
+	case name == "":
+		return errors.New("codec: register type: empty name")
+	case len(name) > MaxTypeName:
+		return fmt.Errorf("codec: register type %v: name is longer than %d bytes", t, MaxTypeName)
+	case t.Kind() == reflect.Interface:
+		return fmt.Errorf("codec: register type %q: %v is an interface type", name, t)
+	}
+	typesMu.Lock()
+	defer typesMu.Unlock()
+	old := types.Load()
+	if info, ok := old.byName[name]; ok {
+		if info.typ == t {
+			return nil
+		}
+		return fmt.Errorf("codec: register type %v: name %q is already registered for %v", t, name, info.typ)
+	}
+	if other, ok := old.byType[t]; ok {
+		return fmt.Errorf("codec: register type %v as %q: already registered as %q", t, name, other)
+	}
+	nt := &typeTable{
+		byType: make(map[reflect.Type]string, len(old.byType)+1),
+		byName: make(map[string]*typeInfo, len(old.byName)+1),
+	}
+	for k, v := range old.byType {
+		nt.byType[k] = v
+	}
+	for k, v := range old.byName {
+		nt.byName[k] = v
+	}
+	nt.byType[t] = name
+	nt.byName[name] = &typeInfo{name: name, typ: t, decode: decodeAs[T]}
+	types.Store(nt)
+	return nil
+}
+
+func decodeAs[T any](s Serializer, data []byte) (any, error) {
+	p := new(T)
+	if err := s.Unmarshal(data, p); err != nil {
+		return nil, err
+	}
+	return *p, nil
+}
+
+// TypeName returns the name registered for the dynamic type of v. A *T
+// whose T is registered (and *T itself is not) reports T's name. It does
+// not allocate.
+func TypeName(v any) (string, bool) {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return "", false
+	}
+	byType := types.Load().byType
+	if name, ok := byType[t]; ok {
+		return name, true
+	}
+	if t.Kind() == reflect.Pointer {
+		name, ok := byType[t.Elem()]
+		return name, ok
+	}
+	return "", false
+}
+
+// Decode decodes data, produced by s. If name is a registered type name,
+// the result is a value of that type: a T, not a *T. Otherwise it is
+// s.Generic(data).
+func Decode(name string, s Serializer, data []byte) (any, error) {
+	if s == nil {
+		return nil, errors.New("codec: decode: nil serializer")
+	}
+	if info, ok := types.Load().byName[name]; ok {
+		return info.decode(s, data)
+	}
+	return s.Generic(data)
+}
+
+// DecodeBytesName is Decode for a name held in a byte slice, such as a
+// frame being parsed. Looking the name up does not allocate.
+func DecodeBytesName(name []byte, s Serializer, data []byte) (any, error) {
+	if s == nil {
+		return nil, errors.New("codec: decode: nil serializer")
+	}
+	if info, ok := types.Load().byName[string(name)]; ok {
+		return info.decode(s, data)
+	}
+	return s.Generic(data)
+}
+
+// Types returns the registered type names, sorted.
+func Types() []string {
+	t := types.Load()
+	names := make([]string, 0, len(t.byName))
+	for name := range t.byName {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}

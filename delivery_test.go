@@ -1,0 +1,139 @@
+package slc_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/actors"
+	"github.com/slc-go/slc/internal/testutil"
+)
+
+// TestExactlyOnceAcrossResets sends 10,000 messages through a proxy that
+// resets the connection 20 times, landing mid-frame, and checks that every
+// message arrives once, in order.
+func TestExactlyOnceAcrossResets(t *testing.T) {
+	const total, resets = 10000, 20
+	ctx := testCtx(t, 60*time.Second)
+	a := newComm(t, "receiver")
+	b := newComm(t, "sender", slc.WithRetries(slc.RetryForever))
+	proxy, err := testutil.NewProxy(listen(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ev := watch(t, b)
+	p, err := b.Connect(ctx, proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sendErr := make(chan error, 1)
+	go func() {
+		payload := bytes.Repeat([]byte{0xab}, 40)
+		for i := 1; i <= total; i++ {
+			if _, err := b.Send(ctx, Seq{N: i, Payload: payload}, p); err != nil {
+				sendErr <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+		}
+		sendErr <- nil
+	}()
+
+	got := make([]uint64, 0, total)
+	done := 0
+	for len(got) < total {
+		m, err := a.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(got), err)
+		}
+		s, ok := m.Body.(Seq)
+		if !ok || len(s.Payload) != 40 {
+			t.Fatalf("message %d: body %T %+v (%v)", len(got), m.Body, m.Body, m.Err)
+		}
+		got = append(got, uint64(s.N))
+		// Reset the connection every total/(resets+1) messages received,
+		// once the connection after the previous reset is up: the reset
+		// lands wherever the byte stream happens to be.
+		if done < resets && len(got) >= (done+1)*total/(resets+1) {
+			ev.waitCount(ctx, t, "PeerConnected", done+1, isType[*actors.PeerConnected])
+			if proxy.Conns() == 0 {
+				continue // the previous connection has not been replaced at the proxy yet
+			}
+			proxy.Reset()
+			done++
+		}
+	}
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	// Nothing more must arrive: duplicates would show up here.
+	for {
+		m, ok := a.TryReceive()
+		if !ok {
+			break
+		}
+		got = append(got, uint64(m.Body.(Seq).N))
+	}
+	tally := testutil.CheckSequence(total, got)
+	// The session comes back after the last reset too.
+	ev.waitCount(ctx, t, "PeerConnected", resets+1, isType[*actors.PeerConnected])
+	reconnects := ev.count(isType[*actors.PeerConnected]) - 1
+	t.Logf("%s resets=%d proxy-resets=%d reconnections=%d", tally, done, proxy.Stats().Resets, reconnects)
+	if tally.Lost != 0 || tally.Duplicated != 0 || tally.Reordered != 0 || tally.Received != total {
+		t.Fatalf("delivery broken: %s", tally)
+	}
+	if done != resets || proxy.Stats().Resets != resets {
+		t.Fatalf("%d resets forced, %d at the proxy; want %d", done, proxy.Stats().Resets, resets)
+	}
+}
+
+// TestResetsMidFrame cuts the connection at many byte offsets, so cuts land
+// inside headers, type names and bodies, and checks delivery again.
+func TestResetsMidFrame(t *testing.T) {
+	const total = 2000
+	ctx := testCtx(t, 60*time.Second)
+	a := newComm(t, "receiver")
+	b := newComm(t, "sender", slc.WithRetries(slc.RetryForever))
+	proxy, err := testutil.NewProxy(listen(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	// Every connection is cut after 7919 bytes from the sender: a prime,
+	// so the cut falls at a different place in the frame each time.
+	proxy.ResetEvery(7919)
+	p, err := b.Connect(ctx, proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := 1; i <= total; i++ {
+			if _, err := b.Send(ctx, Seq{N: i, Payload: make([]byte, i%300)}, p); err != nil {
+				return
+			}
+		}
+	}()
+	got := make([]uint64, 0, total)
+	for len(got) < total {
+		m, err := a.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d: %v", len(got), err)
+		}
+		s := m.Body.(Seq)
+		if len(s.Payload) != s.N%300 {
+			t.Fatalf("message %d has a payload of %d bytes", s.N, len(s.Payload))
+		}
+		got = append(got, uint64(s.N))
+	}
+	tally := testutil.CheckSequence(total, got)
+	t.Logf("%s resets=%d", tally, proxy.Stats().Resets)
+	if tally.Lost+tally.Duplicated+tally.Reordered != 0 {
+		t.Fatalf("delivery broken: %s", tally)
+	}
+	if proxy.Stats().Resets < 10 {
+		t.Fatalf("only %d resets: the test did not exercise reconnects", proxy.Stats().Resets)
+	}
+}
