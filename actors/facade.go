@@ -112,6 +112,14 @@ type sess struct {
 	redirected bool // its connection went to another session; end silently
 }
 
+// addrOr returns the address to report for the session.
+func (s *sess) addrOr() string {
+	if d := s.s.DialAddr(); d != "" {
+		return d
+	}
+	return s.addr
+}
+
 // waiter is a Connect waiting for its session to come up.
 type waiter struct {
 	replyTo *actor.PID
@@ -203,8 +211,6 @@ func (f *facade) Receive(ctx actor.Context) {
 			s.live = false
 			f.publish(&PeerDisconnected{Peer: m.Session.ID(), Err: m.Err, Reconnecting: true})
 		}
-	case *peer.Ended:
-		f.sessionEnded(ctx, m.Session, m.Err, m.Undelivered)
 	case *actor.Terminated:
 		f.terminated(ctx, m.Who)
 
@@ -560,22 +566,6 @@ func (f *facade) up(ctx actor.Context, m *peer.Up) {
 	f.resolve(ctx, s, nil)
 }
 
-// sessionEnded handles a session its actor ended (goodbye or linger).
-func (f *facade) sessionEnded(ctx actor.Context, ps *peer.Session, err error, lost []peer.MsgID) {
-	s := f.bySess[ps]
-	if s == nil {
-		return
-	}
-	s.live = false
-	var gb *peer.GoodbyeError
-	if errors.As(err, &gb) {
-		f.publish(&PeerDisconnected{Peer: ps.ID(), Err: err, Final: true, Undelivered: lost})
-	} else {
-		f.publish(&PeerLost{Peer: ps.ID(), Addr: s.addr, Err: err, Undelivered: lost})
-	}
-	f.retire(ctx, s, err)
-}
-
 // terminated handles a child that stopped.
 func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
 	if addr, ok := f.lnByPID[who.Id]; ok {
@@ -605,11 +595,21 @@ func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
 		if last == nil {
 			err = peer.ErrPeerLost
 		}
-		lost := s.s.End(err)
-		if s.s.ID() != "" && !s.redirected {
-			f.publish(&PeerLost{Peer: s.s.ID(), Addr: s.s.DialAddr(), Err: err, Undelivered: lost})
+		s.s.End(err)
+	}
+	// The session is over; its actor or its supervisor ended it. Sessions
+	// this side ended on purpose (Disconnect, Close, a redirected first
+	// connection) were reported already, or need no report.
+	if err := s.s.Err(); s.s.ID() != "" && !s.redirected {
+		var gb *peer.GoodbyeError
+		if errors.As(err, &gb) {
+			f.publish(&PeerDisconnected{Peer: s.s.ID(), Err: err, Final: true, Undelivered: s.s.Undelivered()})
+		} else {
+			f.publish(&PeerLost{Peer: s.s.ID(), Addr: s.addrOr(), Err: err, Undelivered: s.s.Undelivered()})
 		}
-		f.retire(ctx, s, err)
+	}
+	if s.s.State() == peer.StateEnded {
+		f.retire(ctx, s, s.s.Err())
 	}
 	s.s.Wait()
 	if f.byAddr[s.s.DialAddr()] == s {

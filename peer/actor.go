@@ -52,20 +52,13 @@ type (
 		Err      error
 		Retrying bool
 	}
-
-	// Ended reports a session that is over: the remote said goodbye, or it
-	// did not come back within the linger time. The actor stops after it.
-	Ended struct {
-		Session     *Session
-		Err         error
-		Undelivered []MsgID
-	}
 )
 
 // internal messages
 type (
 	dialFailed struct {
 		gen uint64
+		op  string
 		err error
 	}
 	lingerExpired struct{ gen uint64 }
@@ -103,7 +96,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.next(ctx)
 	case *dialFailed:
 		if m.gen == a.s.gen.Load() {
-			a.fail(ctx, "dial", m.err)
+			a.fail(ctx, m.op, m.err)
 		}
 	case *connUp:
 		if a.c == nil || m.gen != a.c.gen {
@@ -177,12 +170,13 @@ func (a *Actor) dial(ctx actor.Context, addr string) {
 		defer a.s.wg.Done()
 		defer cancel()
 		nc, err := cfg.Transport.Dial(dctx, addr)
-		var hs *Handshake
-		if err == nil {
-			hs, err = RunHandshake(dctx, nc, cfg, true)
-		}
 		if err != nil {
-			root.Send(self, &dialFailed{gen: gen, err: err})
+			root.Send(self, &dialFailed{gen: gen, op: "dial", err: err})
+			return
+		}
+		hs, err := RunHandshake(dctx, nc, cfg, true)
+		if err != nil {
+			root.Send(self, &dialFailed{gen: gen, op: "handshake", err: err})
 			return
 		}
 		if a.s.offer(hs, gen) {
@@ -255,11 +249,13 @@ func (a *Actor) fail(ctx actor.Context, op string, err error) {
 	panic(pe)
 }
 
-// end finishes the session from inside the actor and stops it.
+// end finishes the session from inside the actor and stops it. The owner
+// learns of it from the actor's termination (a system message, which
+// overtakes any user message sent before it) and reads the reason from
+// the session.
 func (a *Actor) end(ctx actor.Context, err error) {
 	a.teardown(nil)
-	lost := a.s.End(err)
-	ctx.Send(ctx.Parent(), &Ended{Session: a.s, Err: err, Undelivered: lost})
+	a.s.End(err)
 	ctx.Stop(ctx.Self())
 }
 

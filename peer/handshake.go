@@ -124,12 +124,12 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 
 // hsErr turns a timeout into a clear handshake timeout error.
 func hsErr(ctx context.Context, stage string, err error) error {
+	var ne net.Error
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return &wire.ProtocolError{Code: wire.CodeTimeout, Reason: "no " + stage + " from the remote within the connect timeout"}
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", stage, ctx.Err())
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &wire.ProtocolError{Code: wire.CodeTimeout, Reason: "no " + stage + " from the remote in time"}
 	}
 	return fmt.Errorf("%s: %w", stage, err)
 }

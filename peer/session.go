@@ -219,6 +219,14 @@ func (s *Session) End(err error) []MsgID {
 	return s.out.fail(err)
 }
 
+// Undelivered returns the IDs of the messages that were unacknowledged
+// when the session ended.
+func (s *Session) Undelivered() []MsgID {
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	return s.out.lost
+}
+
 // Wait waits for the goroutines the session started.
 func (s *Session) Wait() { s.wg.Wait() }
 
