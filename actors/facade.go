@@ -104,12 +104,14 @@ func sanitize(s string) string {
 type sess struct {
 	s          *peer.Session
 	pid        *actor.PID
-	live       bool
-	dialedByUs bool
-	instance   uint64
+	live       bool            // cur completed its RESUME exchange
+	cur        *peer.Handshake // the connection serving the session, or about to
+	dialedByUs bool            // this side dialed cur
+	instance   uint64          // the remote instance behind cur
 	addr       string
 	waiters    []*waiter
 	redirected bool // its connection went to another session; end silently
+	reported   bool // its end was reported already (Disconnect)
 }
 
 // addrOr returns the address to report for the session.
@@ -207,9 +209,12 @@ func (f *facade) Receive(ctx actor.Context) {
 	case *peer.Up:
 		f.up(ctx, m)
 	case *peer.Down:
-		if s := f.bySess[m.Session]; s != nil {
-			s.live = false
-			f.publish(&PeerDisconnected{Peer: m.Session.ID(), Err: m.Err, Reconnecting: true})
+		if s := f.bySess[m.Session]; s != nil && s.cur == m.Conn {
+			wasLive := s.live
+			s.cur, s.live = nil, false
+			if wasLive {
+				f.publish(&PeerDisconnected{Peer: m.Session.ID(), Err: m.Err, Reconnecting: true})
+			}
 		}
 	case *actor.Terminated:
 		f.terminated(ctx, m.Who)
@@ -427,19 +432,20 @@ func (f *facade) cancelWaiter(ctx actor.Context, s *sess, replyTo *actor.PID, er
 // --- binding connections to sessions ---
 
 // decide applies the rule both ends of a pair of nodes follow when a new
-// connection arrives for a session that may already have a live one, so
-// both ends keep the same connection:
+// connection arrives for a session that may already have one (serving, or
+// still in its RESUME exchange), so that both ends keep the same one:
 //
-//   - a session without a live connection takes the new one;
+//   - a session without a connection takes the new one;
 //   - a connection from another instance of the remote is refused while
-//     the old instance's connection looks alive, unless this side dialed
-//     it (then the old connection must be dead);
+//     the old instance's connection is still there, unless this side
+//     dialed it (then the old connection must be dead);
 //   - when the same side dialed both, the newer connection wins (the
-//     dialer saw the old one die);
+//     dialer saw the old one die, or asked twice);
 //   - when each side dialed one (a simultaneous connect), the connection
-//     dialed by the node with the smaller name wins.
+//     dialed by the node with the smaller name wins, and the other is
+//     refused as a duplicate.
 func (f *facade) decide(s *sess, hs *peer.Handshake) error {
-	if !s.live {
+	if s.cur == nil {
 		return nil
 	}
 	remote := hs.Remote.Name
@@ -447,7 +453,7 @@ func (f *facade) decide(s *sess, hs *peer.Handshake) error {
 		if hs.Dialed {
 			return nil
 		}
-		return &wire.ProtocolError{Code: wire.CodeNameInUse, Reason: fmt.Sprintf("a live connection from another instance of %q exists", remote)}
+		return &wire.ProtocolError{Code: wire.CodeNameInUse, Reason: fmt.Sprintf("a connection from another instance of %q exists", remote)}
 	}
 	if s.dialedByUs == hs.Dialed {
 		return nil
@@ -459,27 +465,57 @@ func (f *facade) decide(s *sess, hs *peer.Handshake) error {
 	return nil
 }
 
+func isDuplicate(err error) bool {
+	pe, ok := wire.AsProtocolError(err)
+	return ok && pe.Code == wire.CodeDuplicate
+}
+
+// adopt makes hs the session's current connection.
+func (s *sess) adopt(hs *peer.Handshake) {
+	s.cur, s.live, s.dialedByUs, s.instance = hs, false, hs.Dialed, hs.Remote.Instance
+}
+
 func (f *facade) bindOutbound(ctx actor.Context, m *peer.BindRequest) *peer.BindReply {
 	req := f.bySess[m.Session]
+	hs := m.Handshake
 	if req == nil || f.closing {
-		m.Handshake.Close()
+		hs.Close()
 		return &peer.BindReply{Err: peer.ErrClosed}
 	}
-	name := peer.ID(m.Handshake.Remote.Name)
+	name := peer.ID(hs.Remote.Name)
+	if id := req.s.ID(); id != "" {
+		// A reconnect of a named session.
+		if name != id {
+			return &peer.BindReply{Err: &wire.ProtocolError{Code: wire.CodeNameMismatch,
+				Reason: fmt.Sprintf("expected node %q at %s, found %q", id, req.s.DialAddr(), name)}}
+		}
+		if err := f.decide(req, hs); err != nil {
+			if isDuplicate(err) {
+				pe, _ := wire.AsProtocolError(err)
+				hs.Reject(pe.Code, pe.Reason)
+				return &peer.BindReply{Duplicate: true}
+			}
+			return &peer.BindReply{Err: err}
+		}
+		req.adopt(hs)
+		return &peer.BindReply{}
+	}
 	s := f.sessions[name]
 	if s == nil {
 		m.Session.SetID(name)
 		f.sessions[name] = req
 		delete(f.ended, name)
+		req.adopt(hs)
 		f.table()
 		return &peer.BindReply{}
 	}
 	// The address leads to a node this side already has a session with:
 	// the connection, and the Connect calls waiting on it, go to that
 	// session.
-	if err := f.decide(s, m.Handshake); err != nil {
-		if pe, ok := wire.AsProtocolError(err); ok && pe.Code == wire.CodeDuplicate {
-			m.Handshake.Reject(pe.Code, pe.Reason)
+	if err := f.decide(s, hs); err != nil {
+		if isDuplicate(err) {
+			pe, _ := wire.AsProtocolError(err)
+			hs.Reject(pe.Code, pe.Reason)
 			f.redirect(ctx, req, s)
 			return &peer.BindReply{Redirected: true}
 		}
@@ -489,7 +525,7 @@ func (f *facade) bindOutbound(ctx actor.Context, m *peer.BindRequest) *peer.Bind
 		s.s.SetDialAddr(m.Session.DialAddr())
 		f.byAddr[m.Session.DialAddr()] = s
 	}
-	f.attach(ctx, s, m.Handshake)
+	f.attach(ctx, s, hs)
 	f.redirect(ctx, req, s)
 	return &peer.BindReply{Redirected: true}
 }
@@ -532,6 +568,7 @@ func (f *facade) bindInbound(ctx actor.Context, hs *peer.Handshake) error {
 	ps.SetID(name)
 	ps.Handoff(hs)
 	s := &sess{s: ps}
+	s.adopt(hs)
 	s.pid = f.spawn(ctx, peer.Props(ps), "peer")
 	f.bySess[ps] = s
 	f.byPID[s.pid.Id] = s
@@ -547,7 +584,7 @@ func (f *facade) attach(ctx actor.Context, s *sess, hs *peer.Handshake) {
 	if !s.s.Handoff(hs) {
 		return
 	}
-	s.live = false
+	s.adopt(hs)
 	if r, ok := f.strategy.(interface{ RestartNow(*actor.PID) bool }); ok {
 		r.RestartNow(s.pid)
 	}
@@ -558,10 +595,10 @@ func (f *facade) attach(ctx actor.Context, s *sess, hs *peer.Handshake) {
 
 func (f *facade) up(ctx actor.Context, m *peer.Up) {
 	s := f.bySess[m.Session]
-	if s == nil {
-		return
+	if s == nil || s.cur != m.Conn {
+		return // superseded already: the actor is replacing it
 	}
-	s.live, s.dialedByUs, s.instance, s.addr = true, m.Dialed, m.Instance, m.Addr
+	s.live, s.addr = true, m.Addr
 	f.publish(&PeerConnected{Peer: m.Session.ID(), Addr: m.Addr, Inbound: !m.Dialed, Resumed: m.Resumed, Restarted: m.Restarted})
 	f.resolve(ctx, s, nil)
 }
@@ -600,7 +637,7 @@ func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
 	// The session is over; its actor or its supervisor ended it. Sessions
 	// this side ended on purpose (Disconnect, Close, a redirected first
 	// connection) were reported already, or need no report.
-	if err := s.s.Err(); s.s.ID() != "" && !s.redirected {
+	if err := s.s.Err(); s.s.ID() != "" && !s.redirected && !s.reported {
 		var gb *peer.GoodbyeError
 		if errors.As(err, &gb) {
 			f.publish(&PeerDisconnected{Peer: s.s.ID(), Err: err, Final: true, Undelivered: s.s.Undelivered()})
@@ -674,9 +711,8 @@ func (f *facade) disconnect(ctx actor.Context, ids []peer.ID) {
 			b.Cancel(s.pid)
 		}
 		ctx.Stop(s.pid)
-		s.redirected = true // no PeerLost when it terminates
+		s.reported = true // no PeerLost when it terminates
 		f.retire(ctx, s, peer.ErrDisconnected)
-		delete(f.ended, id)
 	}
 	f.table()
 }

@@ -18,8 +18,9 @@ type (
 	// hand-off slot (see Session.Handoff).
 	Attach struct{}
 
-	// BindRequest asks the owner to register a session whose first
-	// connection has passed the hello. The owner replies with *BindReply.
+	// BindRequest asks the owner whether the session may use a connection
+	// this actor dialed (and, for the first one, to register the session
+	// under the remote's name). The owner replies with *BindReply.
 	BindRequest struct {
 		Session   *Session
 		Handshake *Handshake
@@ -28,15 +29,18 @@ type (
 	// BindReply answers BindRequest. Err rejects the connection (the actor
 	// sends the code and reason to the remote). Redirected means the owner
 	// took the connection for another session with the same name: the
-	// requesting actor stops.
+	// requesting actor stops. Duplicate means another connection serves
+	// the session (the owner closed this one): the actor waits for it.
 	BindReply struct {
 		Err        error
 		Redirected bool
+		Duplicate  bool
 	}
 
 	// Up reports a connection that completed the RESUME exchange.
 	Up struct {
 		Session   *Session
+		Conn      *Handshake
 		Addr      string
 		Dialed    bool   // this side dialed
 		Resumed   bool   // the session existed before this connection
@@ -49,6 +53,7 @@ type (
 	// restarted by its supervisor); false when it waits for the remote.
 	Down struct {
 		Session  *Session
+		Conn     *Handshake
 		Err      error
 		Retrying bool
 	}
@@ -62,6 +67,7 @@ type (
 		err error
 	}
 	lingerExpired struct{ gen uint64 }
+	graceExpired  struct{ gen uint64 }
 )
 
 // Props returns the props of the actor that owns s. The actor connects
@@ -105,7 +111,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		resumed := a.s.State() != StateConnecting
 		a.s.failures = 0
 		a.s.state.Store(int32(StateConnected))
-		ctx.Send(ctx.Parent(), &Up{Session: a.s, Addr: a.c.hs.Addr, Dialed: a.c.hs.Dialed,
+		ctx.Send(ctx.Parent(), &Up{Session: a.s, Conn: a.c.hs, Addr: a.c.hs.Addr, Dialed: a.c.hs.Dialed,
 			Resumed: resumed, Restarted: a.c.restarted, Instance: a.c.hs.Remote.Instance})
 	case *connDown:
 		if a.c == nil || m.gen != a.c.gen {
@@ -115,6 +121,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *lingerExpired:
 		if m.gen == a.s.gen.Load() && a.c == nil {
 			a.end(ctx, fmt.Errorf("%w: it did not reconnect within %v", ErrPeerLost, a.s.cfg.Linger))
+		}
+	case *graceExpired:
+		if m.gen == a.s.gen.Load() && a.c == nil {
+			a.fail(ctx, "connection", errors.New("slc: the connection that replaced a duplicate never arrived"))
 		}
 	case *actor.Restarting:
 		a.teardown(nil)
@@ -138,11 +148,6 @@ func (a *Actor) next(ctx actor.Context) {
 	if hs != nil {
 		if needsBind {
 			a.bind(ctx, hs)
-			return
-		}
-		if id := a.s.ID(); id != "" && ID(hs.Remote.Name) != id {
-			err := hs.Reject(wire.CodeNameMismatch, fmt.Sprintf("expected node %q, this is %q", id, hs.Remote.Name))
-			a.fail(ctx, "handshake", err)
 			return
 		}
 		a.serve(ctx, hs)
@@ -198,6 +203,9 @@ func (a *Actor) bind(ctx actor.Context, hs *Handshake) {
 		switch {
 		case r.Redirected:
 			ctx.Stop(ctx.Self())
+		case r.Duplicate:
+			a.cancelDial = nil
+			a.awaitDuplicate(ctx)
 		case r.Err != nil:
 			if pe, ok := wire.AsProtocolError(r.Err); ok {
 				hs.Reject(pe.Code, pe.Reason)
@@ -221,6 +229,7 @@ func (a *Actor) serve(ctx actor.Context, hs *Handshake) {
 }
 
 func (a *Actor) connDown(ctx actor.Context, err error) {
+	hs := a.c.hs
 	a.teardown(nil)
 	var gb *GoodbyeError
 	if errors.As(err, &gb) {
@@ -231,7 +240,13 @@ func (a *Actor) connDown(ctx actor.Context, err error) {
 	if a.s.State() == StateConnected {
 		a.s.state.Store(int32(StateReconnecting))
 	}
-	ctx.Send(ctx.Parent(), &Down{Session: a.s, Err: err, Retrying: retrying})
+	ctx.Send(ctx.Parent(), &Down{Session: a.s, Conn: hs, Err: err, Retrying: retrying})
+	if pe, ok := wire.AsProtocolError(err); ok && pe.Remote && pe.Code == wire.CodeDuplicate {
+		// The remote keeps another connection between the two nodes (a
+		// simultaneous connect): it will reach this session shortly.
+		a.awaitDuplicate(ctx)
+		return
+	}
 	if retrying {
 		a.fail(ctx, "connection", err)
 		return
@@ -257,6 +272,15 @@ func (a *Actor) end(ctx actor.Context, err error) {
 	a.teardown(nil)
 	a.s.End(err)
 	ctx.Stop(ctx.Self())
+}
+
+// awaitDuplicate waits, up to the connect timeout, for the connection that
+// won over a duplicate to be handed to the session; then it reconnects.
+func (a *Actor) awaitDuplicate(ctx actor.Context) {
+	a.stopLinger()
+	gen := a.s.gen.Load()
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	a.linger = time.AfterFunc(a.s.cfg.Timeout, func() { root.Send(self, &graceExpired{gen: gen}) })
 }
 
 func (a *Actor) startLinger(ctx actor.Context) {

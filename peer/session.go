@@ -175,7 +175,7 @@ func (s *Session) offer(hs *Handshake, gen uint64) bool {
 	if s.pending != nil {
 		s.pending.Close()
 	}
-	s.pending, s.pendingBind = hs, s.ID() == ""
+	s.pending, s.pendingBind = hs, true
 	return true
 }
 
