@@ -137,3 +137,48 @@ func TestResetsMidFrame(t *testing.T) {
 		t.Fatalf("only %d resets: the test did not exercise reconnects", proxy.Stats().Resets)
 	}
 }
+
+// A large message resumes at the next chunk after a reset. The proxy
+// resets every connection after 1 MiB, so an 8 MiB message arrives only if
+// each connection carries on where the last one stopped.
+func TestLargeMessageResumesMidway(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	a := newComm(t, "receiver", slc.WithMaxMessage(16<<20))
+	b := newComm(t, "sender", slc.WithRetries(slc.RetryForever), slc.WithChunkSize(64<<10), slc.WithBufferCap(512<<10))
+	proxy, err := testutil.NewProxy(listen(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	p, err := b.Connect(ctx, proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.ResetEvery(1 << 20)
+	blob := make([]byte, 8<<20)
+	for i := range blob {
+		blob[i] = byte(i * 7 / 13)
+	}
+	id, err := b.SendRaw(ctx, blob, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != id || !bytes.Equal(m.Raw, blob) {
+		t.Fatalf("received %d bytes (id %d), want the 8 MiB blob (id %d)", len(m.Raw), m.ID, id)
+	}
+	st := proxy.Stats()
+	t.Logf("8 MiB through %d resets: %d bytes carried (%.2fx the message)", st.Resets, st.BytesUp, float64(st.BytesUp)/float64(len(blob)))
+	if st.Resets < 7 {
+		t.Fatalf("only %d resets", st.Resets)
+	}
+	if st.BytesUp > 2*int64(len(blob)) {
+		t.Fatalf("%d bytes carried for an 8 MiB message: chunks were re-sent from the start", st.BytesUp)
+	}
+	if err := b.WaitAcknowledged(ctx, id, p); err != nil {
+		t.Fatal(err)
+	}
+}

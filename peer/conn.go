@@ -77,17 +77,19 @@ type conn struct {
 	// reader state
 	lastSeq uint64
 	skipSeq uint64
-	asm     assembly
 	types   map[string]string
 	batch   []Message
 }
 
+// assembly is a chunked message being reassembled. It lives in the
+// session, so a reconnect to the same remote instance continues it.
 type assembly struct {
 	active bool
 	seq    uint64
 	ser    uint8
 	typ    string
 	buf    []byte
+	chunks uint64
 }
 
 // connUp and connDown are what a conn reports to its actor.
@@ -114,9 +116,14 @@ func startConn(s *Session, hs *Handshake, gen uint64, notify func(any)) *conn {
 		c.restarted = s.remoteInst != 0
 		s.remoteInst = hs.Remote.Instance
 		s.delivered.Store(0)
+		s.asm = assembly{}
+		s.setProgress(wire.Progress{})
 	}
 	c.lastSeq = s.delivered.Load()
 	c.resume = wire.Resume{Instance: hs.Remote.Instance, Delivered: c.lastSeq}
+	if s.asm.active {
+		c.resume.Partial, c.resume.Chunks = s.asm.seq, s.asm.chunks
+	}
 	s.maxMessage.Store(hs.Remote.MaxMessage)
 	c.wgW.Add(1)
 	c.wgR.Add(1)
@@ -216,7 +223,7 @@ func (c *conn) readLoop() {
 			err = &wire.ProtocolError{Code: wire.CodeSequence, Reason: "RESUME names another instance of this node"}
 		}
 		if err == nil {
-			_, err = c.s.out.rewind(r.Delivered)
+			_, err = c.s.out.rewind(r)
 		}
 		if err != nil {
 			c.fail(err)
@@ -297,6 +304,18 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 		if advanced && c.cfg.Hooks.Acked != nil {
 			c.cfg.Hooks.Acked(c.id, MsgID(seq))
 		}
+	case wire.TypeProgress:
+		pr, err := wire.ParseProgress(p)
+		if err != nil {
+			return false, err
+		}
+		advanced, err := c.s.out.progress(pr.Seq, pr.Chunks)
+		if err != nil {
+			return false, err
+		}
+		if advanced && c.cfg.Hooks.Acked != nil {
+			c.cfg.Hooks.Acked(c.id, MsgID(c.s.out.ackedSeq()))
+		}
 	case wire.TypePing:
 		n, err := wire.ParsePing(p)
 		if err != nil {
@@ -339,9 +358,10 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if c.asm.active {
-		if d.Seq != c.asm.seq || d.Serializer != c.asm.ser {
-			return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("message %d interleaved with the chunks of message %d", d.Seq, c.asm.seq)}
+	asm := &c.s.asm
+	if asm.active {
+		if d.Seq != asm.seq || d.Serializer != asm.ser {
+			return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("message %d interleaved with the chunks of message %d", d.Seq, asm.seq)}
 		}
 	} else if d.Seq == c.skipSeq && c.skipSeq != 0 {
 		// A chunk of a re-sent message that was already delivered.
@@ -359,7 +379,8 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 	}
 	if h.Flags&wire.FlagAbort != 0 {
 		// The sender gave up on this message: discard and acknowledge.
-		c.asm = assembly{}
+		*asm = assembly{}
+		c.s.setProgress(wire.Progress{})
 		c.lastSeq = d.Seq
 		if !c.flush() {
 			return false, nil
@@ -375,7 +396,7 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		if comp == nil {
 			return false, &wire.ProtocolError{Code: wire.CodeUnsupportedCodec, Reason: fmt.Sprintf("message %d uses compressor %d, which the sender did not announce or this node lacks", d.Seq, d.Compressor)}
 		}
-		limit := int(min(c.cfg.MaxMessage, uint64(1<<62))) - len(c.asm.buf)
+		limit := int(min(c.cfg.MaxMessage, uint64(1<<62))) - len(asm.buf)
 		out, err := comp.Decompress(nil, d.Body, limit)
 		if err != nil {
 			if errors.Is(err, codec.ErrTooLarge) {
@@ -385,25 +406,31 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		}
 		body, owned = out, true
 	}
-	if !c.asm.active && h.Flags&wire.FlagMore == 0 {
+	if !asm.active && h.Flags&wire.FlagMore == 0 {
 		if uint64(len(body)) > c.cfg.MaxMessage {
 			return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d of %d bytes exceeds %d", d.Seq, len(body), c.cfg.MaxMessage)}
 		}
 		c.deliver(d.Seq, d.Serializer, c.intern(d.Type), body)
 		return !owned, nil
 	}
-	if !c.asm.active {
-		c.asm = assembly{active: true, seq: d.Seq, ser: d.Serializer, typ: c.intern(d.Type)}
+	if !asm.active {
+		*asm = assembly{active: true, seq: d.Seq, ser: d.Serializer, typ: c.intern(d.Type)}
 	}
-	if uint64(len(c.asm.buf))+uint64(len(body)) > c.cfg.MaxMessage {
+	if uint64(len(asm.buf))+uint64(len(body)) > c.cfg.MaxMessage {
 		return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
 	}
-	c.asm.buf = append(c.asm.buf, body...)
+	asm.buf = append(asm.buf, body...)
+	asm.chunks++
 	if h.Flags&wire.FlagMore == 0 {
-		a := c.asm
-		c.asm = assembly{}
+		a := *asm
+		*asm = assembly{}
+		c.s.setProgress(wire.Progress{})
 		c.deliver(a.seq, a.ser, a.typ, a.buf)
+		return false, nil
 	}
+	// Tell the sender which chunks are safe here, so it can release them.
+	c.s.setProgress(wire.Progress{Seq: asm.seq, Chunks: asm.chunks})
+	signal(c.ackDue)
 	return false, nil
 }
 
@@ -479,6 +506,7 @@ func (c *conn) writeLoop() {
 	nc.SetWriteDeadline(time.Time{})
 	ctrl = ctrl[:0]
 	lastAck := c.resume.Delivered
+	lastProg := wire.Progress{Seq: c.resume.Partial, Chunks: c.resume.Chunks}
 	resumed := false
 	bufs := make([][]byte, 0, 16)
 	tick := time.NewTicker(c.cfg.Heartbeat)
@@ -501,6 +529,10 @@ func (c *conn) writeLoop() {
 		if d := c.s.delivered.Load(); d > lastAck {
 			ctrl = wire.AppendAck(ctrl, c.version, d)
 			lastAck = d
+		}
+		if p := c.s.getProgress(); p.Seq != 0 && p != lastProg {
+			ctrl = wire.AppendProgress(ctrl, c.version, p)
+			lastProg = p
 		}
 		c.mu.Lock()
 		for _, n := range c.pongs {

@@ -22,10 +22,12 @@ type segment struct {
 
 func (s *segment) end() int64 { return s.off + int64(len(s.buf)) }
 
-// entry locates one unacknowledged message in the log.
+// entry locates one unacknowledged frame of a message in the log: a whole
+// message, or one chunk of a chunked one.
 type entry struct {
 	seq   uint64
-	start int64 // absolute offset of its first frame
+	chunk uint64 // index of the chunk within its message, from 0
+	start int64  // absolute offset of the frame
 }
 
 // ackWaiter is a WaitAcknowledged caller.
@@ -129,10 +131,10 @@ func (l *outLog) segFor(n int) *segment {
 	return s
 }
 
-// appendData appends one DATA frame. first marks the first frame of a
-// message, which gets an entry. The caller holds the session's send
-// semaphore, so frames of one message are contiguous.
-func (l *outLog) appendData(first bool, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) error {
+// appendData appends one DATA frame: chunk number chunk of message seq.
+// The caller holds the session's send semaphore, so the frames of one
+// message are contiguous.
+func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) error {
 	n := wire.HeaderLen + wire.DataPrefixLen + len(typ) + len(body)
 	l.mu.Lock()
 	if l.err != nil {
@@ -140,8 +142,8 @@ func (l *outLog) appendData(first bool, flags uint8, seq uint64, ser, comp uint8
 		l.mu.Unlock()
 		return err
 	}
-	if first {
-		l.ents = append(l.ents, entry{seq: seq, start: l.tail})
+	l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
+	if chunk == 0 {
 		l.last = seq
 	}
 	s := l.segFor(n)
@@ -238,8 +240,34 @@ func (l *outLog) ack(seq uint64) (bool, error) {
 	if seq > l.last {
 		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "acknowledgement for a message never sent"}
 	}
-	l.acked = seq
-	for l.eh < len(l.ents) && l.ents[l.eh].seq <= seq {
+	l.advance(seq, 0, 0)
+	return true, nil
+}
+
+// progress applies a PROGRESS: the remote holds every message before seq
+// and the first chunks chunks of seq. It reports whether the message
+// watermark advanced.
+func (l *outLog) progress(seq, chunks uint64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq > l.last || seq <= l.acked && l.search(seq) < 0 {
+		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "progress for a message never sent or already acknowledged"}
+	}
+	before := l.acked
+	l.advance(max(l.acked, seq-1), seq, chunks)
+	return l.acked > before, nil
+}
+
+// advance releases every frame of the messages up to acked, and the first
+// chunks chunks of message partial, then wakes whoever waits for room or
+// acknowledgements. Called with mu held.
+func (l *outLog) advance(acked, partial, chunks uint64) {
+	l.acked = max(l.acked, acked)
+	for l.eh < len(l.ents) {
+		e := l.ents[l.eh]
+		if e.seq > l.acked && (e.seq != partial || e.chunk >= chunks) {
+			break
+		}
 		l.eh++
 	}
 	l.release()
@@ -248,29 +276,29 @@ func (l *outLog) ack(seq uint64) (bool, error) {
 		l.room = nil
 	}
 	n := 0
-	for n < len(l.waiters) && l.waiters[n].seq <= seq {
+	for n < len(l.waiters) && l.waiters[n].seq <= l.acked {
 		close(l.waiters[n].ch)
 		n++
 	}
 	if n > 0 {
 		l.waiters = append(l.waiters[:0], l.waiters[n:]...)
 	}
-	return true, nil
 }
 
-// rewind prepares the log for a new connection: the remote has delivered
-// everything up to delivered, so those messages count as acknowledged and
-// the writer starts again at the first message after them.
-func (l *outLog) rewind(delivered uint64) (bool, error) {
-	advanced, err := l.ack(delivered)
-	if err != nil {
-		return false, err
-	}
+// rewind prepares the log for a new connection from the remote's RESUME:
+// what it holds counts as acknowledged, and the writer starts again at the
+// first frame it lacks.
+func (l *outLog) rewind(r wire.Resume) (bool, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.Delivered > l.last || r.Partial > l.last {
+		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "RESUME claims messages never sent"}
+	}
+	before := l.acked
+	l.advance(r.Delivered, r.Partial, r.Chunks)
 	l.wpos = l.head()
 	l.wend = l.wpos
-	l.mu.Unlock()
-	return advanced, nil
+	return l.acked > before, nil
 }
 
 // search returns the index in ents of seq, or -1.
@@ -366,7 +394,9 @@ func (l *outLog) fail(err error) []MsgID {
 	l.err = err
 	var lost []MsgID
 	for _, e := range l.ents[l.eh:] {
-		lost = append(lost, MsgID(e.seq))
+		if len(lost) == 0 || lost[len(lost)-1] != MsgID(e.seq) {
+			lost = append(lost, MsgID(e.seq))
+		}
 	}
 	l.lost = lost
 	if l.room != nil {

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -61,6 +62,9 @@ type Session struct {
 	remoteInst uint64
 	delivered  atomic.Uint64
 	dups       atomic.Uint64
+	asm        assembly
+	progMu     sync.Mutex
+	prog       wire.Progress // chunks of asm to report to the sender
 
 	state      atomic.Int32
 	maxMessage atomic.Uint64 // the remote's limit
@@ -227,6 +231,18 @@ func (s *Session) Undelivered() []MsgID {
 	return s.out.lost
 }
 
+func (s *Session) setProgress(p wire.Progress) {
+	s.progMu.Lock()
+	s.prog = p
+	s.progMu.Unlock()
+}
+
+func (s *Session) getProgress() wire.Progress {
+	s.progMu.Lock()
+	defer s.progMu.Unlock()
+	return s.prog
+}
+
 // Wait waits for the goroutines the session started.
 func (s *Session) Wait() { s.wg.Wait() }
 
@@ -288,15 +304,16 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 		defer func() { *bp = scratch[:0]; compPool.Put(bp) }()
 	}
 
-	var small [8]bool
-	failed := small[:0]
+	// errs[i] is target i's failure, if any; no allocation for a few targets.
+	var small [4]error
+	var errs []error
 	if len(ss) <= len(small) {
-		failed = small[:len(ss)]
+		errs = small[:len(ss)]
 	} else {
-		failed = make([]bool, len(ss))
+		errs = make([]error, len(ss))
 	}
 	body := m.Body
-	for first := true; first || len(body) > 0; first = false {
+	for chunkNo, first := uint64(0), true; first || len(body) > 0; chunkNo, first = chunkNo+1, false {
 		chunk := body
 		flags := uint8(0)
 		if len(chunk) > cfg.ChunkSize {
@@ -313,28 +330,28 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 			}
 		}
 		for i, s := range ss {
-			if failed[i] {
+			if errs[i] != nil {
 				continue
 			}
 			if !first {
 				if err := s.out.waitRoom(ctx, cfg.BufferCap); err != nil {
-					failed[i] = true
-					s.abort(id, m, err)
+					errs[i] = err
+					s.abort(id, chunkNo, m)
 					continue
 				}
 			}
-			if err := s.out.appendData(first, flags, id, uint8(m.Serializer), cid, m.Type, payload); err != nil {
-				failed[i] = true
+			if err := s.out.appendData(chunkNo, flags, id, uint8(m.Serializer), cid, m.Type, payload); err != nil {
+				errs[i] = err
 			}
 		}
 	}
 	var se *SendError
-	for i, f := range failed {
-		if f {
+	for i, err := range errs {
+		if err != nil {
 			if se == nil {
 				se = &SendError{ID: MsgID(id)}
 			}
-			se.Failed = append(se.Failed, &PeerError{Peer: ss[i].ID(), Op: "send", Err: ss[i].sendErr(ss[i].Err())})
+			se.Failed = append(se.Failed, &PeerError{Peer: ss[i].ID(), Op: "send", Err: ss[i].sendErr(err)})
 		}
 	}
 	if se != nil {
@@ -349,19 +366,23 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 var compPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // abort closes a chunked message that cannot be finished.
-func (s *Session) abort(id uint64, m *Outgoing, err error) {
+func (s *Session) abort(id, chunk uint64, m *Outgoing) {
 	s.out.markAborted(id)
-	s.out.appendData(false, wire.FlagAbort, id, uint8(m.Serializer), 0, m.Type, nil)
+	s.out.appendData(chunk, wire.FlagAbort, id, uint8(m.Serializer), 0, m.Type, nil)
 }
 
 func (s *Session) sendErr(err error) error {
+	if err == nil {
+		err = s.Err()
+	}
 	if err == nil {
 		err = ErrPeerLost
 	}
 	if err == context.Canceled || err == context.DeadlineExceeded {
 		return err
 	}
-	if s.State() == StateEnded {
+	var pe *PeerError
+	if s.State() == StateEnded && !errors.As(err, &pe) {
 		return &PeerError{Peer: s.ID(), Op: "send", Err: err}
 	}
 	return err

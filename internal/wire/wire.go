@@ -103,7 +103,8 @@ const (
 	TypeAck     uint8 = 0x05
 	TypePing    uint8 = 0x06
 	TypePong    uint8 = 0x07
-	TypeGoodbye uint8 = 0x08
+	TypeGoodbye  uint8 = 0x08
+	TypeProgress uint8 = 0x09
 
 	// TypeIgnorable is the bit that marks an extension frame type.
 	TypeIgnorable uint8 = 0x80
@@ -128,12 +129,14 @@ func TypeName(t uint8) string {
 		return "PONG"
 	case TypeGoodbye:
 		return "GOODBYE"
+	case TypeProgress:
+		return "PROGRESS"
 	}
 	return fmt.Sprintf("0x%02x", t)
 }
 
 // Known reports whether t is a frame type this version understands.
-func Known(t uint8) bool { return t >= TypeHello && t <= TypeGoodbye }
+func Known(t uint8) bool { return t >= TypeHello && t <= TypeProgress }
 
 // DATA frame flags.
 const (
@@ -283,30 +286,79 @@ func ParsePing(p []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(p), nil
 }
 
-// Resume is the RESUME payload: 16 bytes. Each side sends one right after
+// Resume is the RESUME payload: 32 bytes. Each side sends one right after
 // it has read and accepted the other's hello. Instance repeats the remote
-// instance the watermark refers to; Delivered is the highest sequence
+// instance the watermarks refer to; Delivered is the highest sequence
 // number from that instance already placed in the mailbox (0 when the
-// instance is new to this side). The receiver of RESUME re-sends its
-// unacknowledged messages above Delivered.
+// instance is new to this side). When a chunked message from that
+// instance is partly received, Partial is its sequence number and Chunks
+// how many of its chunks this side holds (both 0 otherwise). The receiver
+// of RESUME re-sends what the other side does not hold: the message
+// Partial from chunk Chunks on, then every message above it.
 type Resume struct {
 	Instance  uint64
 	Delivered uint64
+	Partial   uint64
+	Chunks    uint64
 }
+
+// ResumeLen is the size of a RESUME payload.
+const ResumeLen = 32
 
 // AppendResume appends a RESUME frame.
 func AppendResume(b []byte, version uint8, r Resume) []byte {
-	b = AppendHeader(b, Header{Version: version, Type: TypeResume, Length: 16})
+	b = AppendHeader(b, Header{Version: version, Type: TypeResume, Length: ResumeLen})
 	b = binary.BigEndian.AppendUint64(b, r.Instance)
-	return binary.BigEndian.AppendUint64(b, r.Delivered)
+	b = binary.BigEndian.AppendUint64(b, r.Delivered)
+	b = binary.BigEndian.AppendUint64(b, r.Partial)
+	return binary.BigEndian.AppendUint64(b, r.Chunks)
 }
 
 // ParseResume decodes a RESUME payload.
 func ParseResume(p []byte) (Resume, error) {
-	if len(p) != 16 {
-		return Resume{}, protoErr(CodeMalformed, "RESUME payload of %d bytes, want 16", len(p))
+	if len(p) != ResumeLen {
+		return Resume{}, protoErr(CodeMalformed, "RESUME payload of %d bytes, want %d", len(p), ResumeLen)
 	}
-	return Resume{Instance: binary.BigEndian.Uint64(p), Delivered: binary.BigEndian.Uint64(p[8:])}, nil
+	r := Resume{
+		Instance:  binary.BigEndian.Uint64(p),
+		Delivered: binary.BigEndian.Uint64(p[8:]),
+		Partial:   binary.BigEndian.Uint64(p[16:]),
+		Chunks:    binary.BigEndian.Uint64(p[24:]),
+	}
+	if (r.Partial == 0) != (r.Chunks == 0) || r.Partial != 0 && r.Partial <= r.Delivered {
+		return Resume{}, protoErr(CodeMalformed, "RESUME with an inconsistent partial message (%d chunks of %d, delivered %d)", r.Chunks, r.Partial, r.Delivered)
+	}
+	return r, nil
+}
+
+// Progress is the PROGRESS payload: 16 bytes. The receiver of a chunked
+// message sends it as chunks arrive (batched, like ACK): it holds the
+// first Chunks chunks of message Seq, and every message before Seq. The
+// sender may then release those chunks, so a message larger than the
+// sender's buffer flows within the buffer, and a reconnect resumes it at
+// the next chunk.
+type Progress struct {
+	Seq    uint64
+	Chunks uint64
+}
+
+// AppendProgress appends a PROGRESS frame.
+func AppendProgress(b []byte, version uint8, p Progress) []byte {
+	b = AppendHeader(b, Header{Version: version, Type: TypeProgress, Length: 16})
+	b = binary.BigEndian.AppendUint64(b, p.Seq)
+	return binary.BigEndian.AppendUint64(b, p.Chunks)
+}
+
+// ParseProgress decodes a PROGRESS payload.
+func ParseProgress(p []byte) (Progress, error) {
+	if len(p) != 16 {
+		return Progress{}, protoErr(CodeMalformed, "PROGRESS payload of %d bytes, want 16", len(p))
+	}
+	pr := Progress{Seq: binary.BigEndian.Uint64(p), Chunks: binary.BigEndian.Uint64(p[8:])}
+	if pr.Seq == 0 || pr.Chunks == 0 {
+		return Progress{}, protoErr(CodeMalformed, "PROGRESS for message %d with %d chunks", pr.Seq, pr.Chunks)
+	}
+	return pr, nil
 }
 
 // Close is the body of REJECT and GOODBYE frames: a msgpack map

@@ -49,7 +49,12 @@ var golden = []struct {
 	{"pong", func() []byte { return AppendPing(nil, 1, true, 42) },
 		"01 07 00 00 00000008 000000000000002a"},
 	{"resume", func() []byte { return AppendResume(nil, 1, Resume{Instance: 0xabcdef, Delivered: 99}) },
-		"01 02 00 00 00000010 0000000000abcdef 0000000000000063"},
+		"01 02 00 00 00000020 0000000000abcdef 0000000000000063 0000000000000000 0000000000000000"},
+	{"resume partial", func() []byte {
+		return AppendResume(nil, 1, Resume{Instance: 0xabcdef, Delivered: 99, Partial: 101, Chunks: 3})
+	}, "01 02 00 00 00000020 0000000000abcdef 0000000000000063 0000000000000065 0000000000000003"},
+	{"progress", func() []byte { return AppendProgress(nil, 1, Progress{Seq: 101, Chunks: 3}) },
+		"01 09 00 00 00000010 0000000000000065 0000000000000003"},
 	{"reject", func() []byte { return AppendClose(nil, 1, TypeReject, Close{Code: CodeNameInUse, Reason: "busy"}) },
 		"01 03 00 00 00000013 82 a4636f6465 09 a6726561736f6e a462757379"},
 	{"goodbye", func() []byte { return AppendClose(nil, 1, TypeGoodbye, Close{}) },
@@ -112,8 +117,19 @@ func TestGoldenDecodes(t *testing.T) {
 	if n, err := ParsePing(payload("pong")); n != 42 || err != nil {
 		t.Errorf("ParsePing = %d, %v", n, err)
 	}
-	if r, err := ParseResume(payload("resume")); r != (Resume{0xabcdef, 99}) || err != nil {
+	if r, err := ParseResume(payload("resume")); r != (Resume{Instance: 0xabcdef, Delivered: 99}) || err != nil {
 		t.Errorf("ParseResume = %+v, %v", r, err)
+	}
+	if r, err := ParseResume(payload("resume partial")); r != (Resume{0xabcdef, 99, 101, 3}) || err != nil {
+		t.Errorf("ParseResume(partial) = %+v, %v", r, err)
+	}
+	if p, err := ParseProgress(payload("progress")); p != (Progress{101, 3}) || err != nil {
+		t.Errorf("ParseProgress = %+v, %v", p, err)
+	}
+	for i, bad := range []Resume{{Delivered: 5, Partial: 5, Chunks: 1}, {Partial: 7}, {Chunks: 2}} {
+		if _, err := ParseResume(AppendResume(nil, 1, bad)[HeaderLen:]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d. ParseResume(%+v) = %v; want malformed", i, bad, err)
+		}
 	}
 	if c, err := ParseClose(payload("reject")); c != (Close{CodeNameInUse, "busy"}) || err != nil {
 		t.Errorf("ParseClose = %+v, %v", c, err)
@@ -209,7 +225,7 @@ func TestParseHeaderErrors(t *testing.T) {
 		{"02 04 00 00 00000000", 100, ErrInvalidVersion},
 		{"01 04 00 00 ffffffff", 1 << 20, ErrFrameTooLarge},
 		{"01 04 00 00 00000065", 100, ErrFrameTooLarge},
-		{"01 09 00 00 00000000", 100, ErrUnknownFrame},
+		{"01 0a 00 00 00000000", 100, ErrUnknownFrame},
 		{"01 7f 00 00 00000000", 100, ErrUnknownFrame},
 		{"01 00 00 00 00000000", 100, ErrUnknownFrame},
 		{"01 04 00", 100, ErrMalformed},
@@ -444,6 +460,8 @@ func FuzzReader(f *testing.F) {
 				_, _ = ParseResume(p)
 			case TypePing, TypePong:
 				_, _ = ParsePing(p)
+			case TypeProgress:
+				_, _ = ParseProgress(p)
 			}
 		}
 	})
