@@ -96,13 +96,13 @@ const HeaderLen = 8
 // receiver that does not know them skips; an unknown type below 0x80 is a
 // protocol error.
 const (
-	TypeHello   uint8 = 0x01
-	TypeResume  uint8 = 0x02
-	TypeReject  uint8 = 0x03
-	TypeData    uint8 = 0x04
-	TypeAck     uint8 = 0x05
-	TypePing    uint8 = 0x06
-	TypePong    uint8 = 0x07
+	TypeHello    uint8 = 0x01
+	TypeResume   uint8 = 0x02
+	TypeReject   uint8 = 0x03
+	TypeData     uint8 = 0x04
+	TypeAck      uint8 = 0x05
+	TypePing     uint8 = 0x06
+	TypePong     uint8 = 0x07
 	TypeGoodbye  uint8 = 0x08
 	TypeProgress uint8 = 0x09
 
