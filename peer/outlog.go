@@ -111,31 +111,36 @@ func (l *outLog) waitRoom(ctx context.Context, limit int64) error {
 	}
 }
 
-// segFor returns a segment with room for n more bytes.
-func (l *outLog) segFor(n int) *segment {
-	if k := len(l.segs); k > 0 {
-		s := l.segs[k-1]
-		if cap(s.buf)-len(s.buf) >= n {
-			return s
+// writeBytes appends b to the log, filling the last segment and starting
+// pooled ones as needed: a frame may span segments (the writer sends
+// ranges with writev), so every segment has the same size and is reused.
+// Called with mu held.
+func (l *outLog) writeBytes(b []byte) {
+	for len(b) > 0 {
+		var s *segment
+		if k := len(l.segs); k > 0 && len(l.segs[k-1].buf) < cap(l.segs[k-1].buf) {
+			s = l.segs[k-1]
+		} else {
+			s = segPool.Get().(*segment)
+			s.buf, s.off = s.buf[:0], l.tail
+			l.segs = append(l.segs, s)
 		}
+		n := min(len(b), cap(s.buf)-len(s.buf))
+		s.buf = append(s.buf, b[:n]...)
+		l.tail += int64(n)
+		b = b[n:]
 	}
-	var s *segment
-	if n <= segSize {
-		s = segPool.Get().(*segment)
-		s.buf = s.buf[:0]
-	} else {
-		s = &segment{buf: make([]byte, 0, n)}
-	}
-	s.off = l.tail
-	l.segs = append(l.segs, s)
-	return s
 }
 
 // appendData appends one DATA frame: chunk number chunk of message seq.
 // The caller holds the session's send semaphore, so the frames of one
 // message are contiguous.
 func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) error {
-	n := wire.HeaderLen + wire.DataPrefixLen + len(typ) + len(body)
+	var hdr [wire.HeaderLen + wire.DataPrefixLen + wire.MaxTypeName]byte
+	h := wire.AppendData(hdr[:0], l.version, flags, seq, ser, comp, typ, nil)
+	// AppendData wrote the length of an empty body; patch in the real one.
+	n := len(h) - wire.HeaderLen + len(body)
+	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
@@ -146,9 +151,8 @@ func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uin
 	if chunk == 0 {
 		l.last = seq
 	}
-	s := l.segFor(n)
-	s.buf = wire.AppendData(s.buf, l.version, flags, seq, ser, comp, typ, body)
-	l.tail += int64(n)
+	l.writeBytes(h)
+	l.writeBytes(body)
 	l.mu.Unlock()
 	select {
 	case l.kick <- struct{}{}:
@@ -208,9 +212,7 @@ func (l *outLog) release() {
 	limit := min(l.head(), l.wpos)
 	i := 0
 	for i < len(l.segs)-1 && l.segs[i].end() <= limit {
-		if cap(l.segs[i].buf) == segSize {
-			segPool.Put(l.segs[i])
-		}
+		segPool.Put(l.segs[i])
 		l.segs[i] = nil
 		i++
 	}

@@ -7,6 +7,10 @@ import (
 // DefaultReadBuffer is the reader's buffer size when none is given.
 const DefaultReadBuffer = 64 << 10
 
+// minRead is the least free space worth a read call; with less, the
+// reader moves to a fresh or compacted buffer first.
+const minRead = 2 << 10
+
 // Reader splits a byte stream into frames.
 //
 // It reads in large chunks and hands out payloads that point into its
@@ -84,16 +88,20 @@ func (fr *Reader) Fill() error {
 	if need > fr.size {
 		return fr.fillLarge(need)
 	}
+	// Read into the space after the buffered bytes when the incomplete
+	// frame fits there: payloads handed out (retained or not) lie before
+	// it and are not touched. Otherwise move the incomplete frame to the
+	// front, or, when payloads before it are retained, to a new buffer.
+	room := len(fr.buf) - fr.end
 	switch {
-	case fr.buf == nil || fr.retained || len(fr.buf) != fr.size:
+	case fr.buf != nil && len(fr.buf) == fr.size && fr.start+need <= len(fr.buf) && room >= minRead:
+	case fr.buf != nil && len(fr.buf) == fr.size && !fr.retained:
+		copy(fr.buf, fr.buf[fr.start:fr.end])
+		fr.start, fr.end = 0, avail
+	default:
 		nb := make([]byte, fr.size)
 		copy(nb, fr.buf[fr.start:fr.end])
 		fr.buf, fr.start, fr.end, fr.retained = nb, 0, avail, false
-	case avail == 0:
-		fr.start, fr.end = 0, 0
-	case len(fr.buf)-fr.start < need:
-		copy(fr.buf, fr.buf[fr.start:fr.end])
-		fr.start, fr.end = 0, avail
 	}
 	n, err := fr.r.Read(fr.buf[fr.end:])
 	fr.end += n
