@@ -20,6 +20,9 @@ var (
 	ErrTooLarge = peer.ErrTooLarge
 	// ErrNoPeers: Send without targets while no peer is connected.
 	ErrNoPeers = peer.ErrNoPeers
+	// ErrAbandoned: a large message was given up part way and is never
+	// delivered (see PeerConnected.Abandoned).
+	ErrAbandoned = peer.ErrAbandoned
 )
 
 // PeerError reports a failure concerning one peer; it unwraps to the

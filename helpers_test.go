@@ -2,6 +2,7 @@ package slc_test
 
 import (
 	"context"
+	"github.com/slc-go/slc/internal/testutil"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 	"github.com/slc-go/slc/actors"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions()...) }
 
 // Seq is the message the delivery tests count.
 type Seq struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/slc-go/slc"
 	"github.com/slc-go/slc/actors"
 	"github.com/slc-go/slc/internal/testutil"
+	"github.com/slc-go/slc/internal/wire"
 	"github.com/slc-go/slc/peer"
 )
 
@@ -336,5 +337,29 @@ func TestHeartbeatDetectsStall(t *testing.T) {
 	}
 	if m, err := a.Receive(ctx); err != nil || m.Body.(Seq).N != 1 {
 		t.Fatalf("after reconnect: %+v, %v", m, err)
+	}
+}
+
+// A connection refused in its handshake is reported on both sides, with
+// the reason, and a permanent refusal is not retried.
+func TestHandshakeRejectedBothSides(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	a := newComm(t, "twin")
+	b := newComm(t, "twin")
+	evA, evB := watch(t, a), watch(t, b)
+	_, err := b.Connect(ctx, listen(t, a))
+	var pe *slc.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != wire.CodeSameName {
+		t.Fatalf("Connect to a node with the same name = %v; want a same-name refusal", err)
+	}
+	local := evB.wait(ctx, t, "HandshakeRejected", isType[*actors.HandshakeRejected]).(*actors.HandshakeRejected)
+	remote := evA.wait(ctx, t, "HandshakeRejected", isType[*actors.HandshakeRejected]).(*actors.HandshakeRejected)
+	for _, ev := range []*actors.HandshakeRejected{local, remote} {
+		if !strings.Contains(ev.Err.Error(), "own name") {
+			t.Fatalf("HandshakeRejected reason %v does not say why", ev.Err)
+		}
+	}
+	if n := evB.count(isType[*actors.PeerReconnecting]); n != 0 {
+		t.Fatalf("a permanent refusal was retried %d times", n)
 	}
 }

@@ -72,7 +72,11 @@ func New(opts ...Option) (*Communicator, error) {
 	if c.sys == nil {
 		// protoactor logs to stderr in colour by default: route its logs
 		// to the user's logger, or nowhere.
-		c.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+		// A request that reaches a stopped actor gets a DeadLetterResponse;
+		// logging it as well would only start protoactor's log throttle.
+		c.sys = actor.NewActorSystem(
+			actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
+			actor.WithDeadLetterRequestLogging(false))
 		c.ownSys = true
 	}
 	pc := cfg.peerConfig()
@@ -114,6 +118,9 @@ func (c *Communicator) ActorSystem() *actor.ActorSystem { return c.sys }
 
 // request sends a command to the facade and waits for its reply.
 func (c *Communicator) request(ctx context.Context, msg any) (any, error) {
+	if c.core.Closed() {
+		return nil, ErrClosed
+	}
 	r := actors.NewReply(c.sys)
 	defer r.Close()
 	r.Request(c.pid, msg)
@@ -147,6 +154,9 @@ func (c *Communicator) Unlisten(ctx context.Context, addr net.Addr) error {
 // retry budget and ctx. Connecting to a node already connected returns
 // its name at once.
 func (c *Communicator) Connect(ctx context.Context, addr string) (PeerID, error) {
+	if c.core.Closed() {
+		return "", ErrClosed
+	}
 	timeout := 24 * time.Hour
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -160,7 +170,12 @@ func (c *Communicator) Connect(ctx context.Context, addr string) (PeerID, error)
 	res, err := r.Wait(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
+			// Abandon the attempt, and take the facade's answer to the
+			// cancel so that it does not end up as a dead letter.
 			c.sys.Root.Send(c.pid, &actors.CancelConnect{ReplyTo: r.PID()})
+			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			r.Wait(wctx)
+			cancel()
 		}
 		return "", err
 	}

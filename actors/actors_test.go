@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"github.com/slc-go/slc/internal/testutil"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 	"github.com/slc-go/slc/peer"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions()...) }
 
 type Ping struct{ N int }
 

@@ -54,6 +54,9 @@ func newCore(cfg *peer.Config, inbox *mailbox.Inbox) *Core {
 	return c
 }
 
+// Closed reports whether Stop was called.
+func (c *Core) Closed() bool { return c.closed.Load() }
+
 // Inbox returns the mailbox.
 func (c *Core) Inbox() *mailbox.Inbox { return c.inbox }
 

@@ -54,6 +54,7 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 		strategy = b
 	}
 	core := newCore(&pc, inbox)
+	pc.IDs = &core.nextID
 	f := &facade{
 		core:     core,
 		sys:      sys,
@@ -105,6 +106,7 @@ type sess struct {
 	s          *peer.Session
 	pid        *actor.PID
 	live       bool            // cur completed its RESUME exchange
+	everUp     bool            // some connection of the session completed its RESUME exchange
 	cur        *peer.Handshake // the connection serving the session, or about to
 	dialedByUs bool            // this side dialed cur
 	instance   uint64          // the remote instance behind cur
@@ -132,6 +134,16 @@ type connectExpired struct {
 	s       *peer.Session
 	replyTo *actor.PID
 }
+
+// supervision carries a supervisor's announcement to the facade.
+type supervision struct{ ev any }
+
+// Internal messages may reach the facade after it stopped; they are not
+// logged as dead letters.
+func (*connectExpired) IgnoreDeadLetterLogging() {}
+func (*supervision) IgnoreDeadLetterLogging()    {}
+func (*disconnectNow) IgnoreDeadLetterLogging()  {}
+func (*CancelConnect) IgnoreDeadLetterLogging()  {}
 
 // CancelConnect abandons the Connect whose reply goes to ReplyTo (the
 // blocking API sends it when its context ends first).
@@ -208,6 +220,12 @@ func (f *facade) Receive(ctx actor.Context) {
 		m.Reply <- f.bindInbound(ctx, m.Handshake)
 	case *peer.Up:
 		f.up(ctx, m)
+	case *peer.HandshakeFailed:
+		ev := &HandshakeRejected{Addr: m.Addr, Peer: m.Session.ID(), Err: m.Err}
+		if pe, ok := wire.AsProtocolError(m.Err); ok {
+			ev.ByRemote = pe.Remote
+		}
+		f.publish(ev)
 	case *peer.Down:
 		if s := f.bySess[m.Session]; s != nil && s.cur == m.Conn {
 			wasLive := s.live
@@ -219,22 +237,8 @@ func (f *facade) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		f.terminated(ctx, m.Who)
 
-	case *supervisor.RestartScheduled:
-		if s := f.byPID[m.Child.Id]; s != nil {
-			err, _ := m.Reason.(error)
-			f.publish(&PeerReconnecting{Peer: s.s.ID(), Addr: s.s.DialAddr(), Attempt: m.Attempt, Delay: m.Delay, Err: err})
-		} else if addr, ok := f.lnByPID[m.Child.Id]; ok {
-			err, _ := m.Reason.(error)
-			f.publish(&ListenerFailed{Addr: addr, Err: err})
-		}
-	case *actor.SupervisorEvent:
-		// Only for strategies that do not announce their own schedule.
-		if m.Directive == actor.RestartDirective {
-			if s := f.byPID[m.Child.Id]; s != nil {
-				err, _ := m.Reason.(error)
-				f.publish(&PeerReconnecting{Peer: s.s.ID(), Addr: s.s.DialAddr(), Err: err})
-			}
-		}
+	case *supervision:
+		f.supervised(m.ev)
 
 	case *Disconnect:
 		f.disconnectCmd(ctx, m)
@@ -253,6 +257,25 @@ func (f *facade) Receive(ctx actor.Context) {
 		ctx.Respond(&Unsubscribed{})
 	case *GetPeers:
 		ctx.Respond(&Peers{Peers: f.peerInfos()})
+	}
+}
+
+// supervised turns a supervisor's announcement about a child into events.
+func (f *facade) supervised(ev any) {
+	switch m := ev.(type) {
+	case *supervisor.RestartScheduled:
+		err, _ := m.Reason.(error)
+		if s := f.byPID[m.Child.Id]; s != nil {
+			f.publish(&PeerReconnecting{Peer: s.s.ID(), Addr: s.s.DialAddr(), Attempt: m.Attempt, Delay: m.Delay, Err: err})
+		} else if addr, ok := f.lnByPID[m.Child.Id]; ok {
+			f.publish(&ListenerFailed{Addr: addr, Err: err})
+		}
+	case *actor.SupervisorEvent:
+		// Only for strategies that do not announce their own schedule.
+		if s := f.byPID[m.Child.Id]; s != nil && m.Directive == actor.RestartDirective {
+			err, _ := m.Reason.(error)
+			f.publish(&PeerReconnecting{Peer: s.s.ID(), Addr: s.s.DialAddr(), Err: err})
+		}
 	}
 }
 
@@ -277,7 +300,7 @@ func (f *facade) watchSupervision() {
 	self, root := f.self, f.sys.Root
 	_, announces := f.strategy.(*supervisor.Backoff)
 	f.sub = f.sys.EventStream.SubscribeWithPredicate(func(ev any) {
-		root.Send(self, ev)
+		root.Send(self, &supervision{ev: ev})
 	}, func(ev any) bool {
 		switch e := ev.(type) {
 		case *supervisor.RestartScheduled:
@@ -287,6 +310,17 @@ func (f *facade) watchSupervision() {
 		}
 		return false
 	})
+}
+
+// stopChild stops a child that is still alive, first cancelling any
+// restart its supervisor has pending, so that no Restart follows the Stop.
+func (f *facade) stopChild(ctx actor.Context, pid *actor.PID) {
+	if b, ok := f.strategy.(*supervisor.Backoff); ok {
+		b.Cancel(pid)
+	}
+	if _, alive := f.byPID[pid.Id]; alive || f.lnByPID[pid.Id] != "" {
+		ctx.Stop(pid)
+	}
 }
 
 func (f *facade) spawn(ctx actor.Context, props *actor.Props, kind string) *actor.PID {
@@ -323,16 +357,16 @@ func (f *facade) unlisten(ctx actor.Context, addr string) *Unlistened {
 	if !ok {
 		return &Unlistened{Err: fmt.Errorf("slc: not listening on %s", addr)}
 	}
+	f.stopChild(ctx, pid)
 	delete(f.lns, addr)
 	delete(f.lnByPID, pid.Id)
-	ctx.Stop(pid)
 	return &Unlistened{}
 }
 
 // rejected publishes a failed inbound connection. It runs on listener
 // goroutines.
-func (f *facade) rejected(addr string, err error) {
-	ev := &HandshakeRejected{Addr: addr, Err: err}
+func (f *facade) rejected(addr, name string, err error) {
+	ev := &HandshakeRejected{Addr: addr, Peer: peer.ID(name), Err: err}
 	if pe, ok := wire.AsProtocolError(err); ok {
 		ev.ByRemote = pe.Remote
 	}
@@ -425,7 +459,7 @@ func (f *facade) cancelWaiter(ctx actor.Context, s *sess, replyTo *actor.PID, er
 	if len(s.waiters) == 0 && s.s.ID() == "" && s.s.State() == peer.StateConnecting {
 		s.redirected = true // end without a PeerLost: nobody knew its name
 		s.s.End(fmt.Errorf("%w: connect abandoned", peer.ErrDisconnected))
-		ctx.Stop(s.pid)
+		f.stopChild(ctx, s.pid)
 	}
 }
 
@@ -558,8 +592,7 @@ func (f *facade) bindInbound(ctx actor.Context, hs *peer.Handshake) error {
 	name := peer.ID(hs.Remote.Name)
 	if s := f.sessions[name]; s != nil {
 		if err := f.decide(s, hs); err != nil {
-			f.publish(&HandshakeRejected{Addr: hs.Addr, Peer: name, Err: err})
-			return err
+			return err // the listener reports it
 		}
 		f.attach(ctx, s, hs)
 		return nil
@@ -598,8 +631,8 @@ func (f *facade) up(ctx actor.Context, m *peer.Up) {
 	if s == nil || s.cur != m.Conn {
 		return // superseded already: the actor is replacing it
 	}
-	s.live, s.addr = true, m.Addr
-	f.publish(&PeerConnected{Peer: m.Session.ID(), Addr: m.Addr, Inbound: !m.Dialed, Resumed: m.Resumed, Restarted: m.Restarted})
+	s.live, s.everUp, s.addr = true, true, m.Addr
+	f.publish(&PeerConnected{Peer: m.Session.ID(), Addr: m.Addr, Inbound: !m.Dialed, Resumed: m.Resumed, Restarted: m.Restarted, Abandoned: m.Abandoned})
 	f.resolve(ctx, s, nil)
 }
 
@@ -628,25 +661,27 @@ func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
 		// Stopped by the supervisor: the retry budget is spent, or the
 		// failure is permanent.
 		last := s.s.LastErr()
-		err := fmt.Errorf("%w: %v", peer.ErrPeerLost, last)
+		err := fmt.Errorf("%w: %w", peer.ErrPeerLost, last)
 		if last == nil {
 			err = peer.ErrPeerLost
 		}
 		s.s.End(err)
 	}
-	// The session is over; its actor or its supervisor ended it. Sessions
-	// this side ended on purpose (Disconnect, Close, a redirected first
-	// connection) were reported already, or need no report.
-	if err := s.s.Err(); s.s.ID() != "" && !s.redirected && !s.reported {
+	// The session is over; its actor or its supervisor ended it. It leaves
+	// the table before the event is published, so whoever handles the
+	// event sees the peer gone. Sessions this side ended on purpose
+	// (Disconnect, Close, a redirected first connection) were reported
+	// already, or need no report.
+	f.retire(ctx, s, s.s.Err())
+	// A session that never came up was reported by HandshakeRejected or
+	// by its Connect's error; it is not a lost peer.
+	if err := s.s.Err(); s.s.ID() != "" && s.everUp && !s.redirected && !s.reported {
 		var gb *peer.GoodbyeError
 		if errors.As(err, &gb) {
 			f.publish(&PeerDisconnected{Peer: s.s.ID(), Err: err, Final: true, Undelivered: s.s.Undelivered()})
 		} else {
 			f.publish(&PeerLost{Peer: s.s.ID(), Addr: s.addrOr(), Err: err, Undelivered: s.s.Undelivered()})
 		}
-	}
-	if s.s.State() == peer.StateEnded {
-		f.retire(ctx, s, s.s.Err())
 	}
 	s.s.Wait()
 	if f.byAddr[s.s.DialAddr()] == s {
@@ -706,13 +741,10 @@ func (f *facade) disconnect(ctx actor.Context, ids []peer.ID) {
 			continue
 		}
 		lost := s.s.End(fmt.Errorf("%w by this node", peer.ErrDisconnected))
-		f.publish(&PeerDisconnected{Peer: id, Final: true, Undelivered: lost})
-		if b, ok := f.strategy.(*supervisor.Backoff); ok {
-			b.Cancel(s.pid)
-		}
-		ctx.Stop(s.pid)
+		f.stopChild(ctx, s.pid)
 		s.reported = true // no PeerLost when it terminates
 		f.retire(ctx, s, peer.ErrDisconnected)
+		f.publish(&PeerDisconnected{Peer: id, Final: true, Undelivered: lost})
 	}
 	f.table()
 }

@@ -163,12 +163,15 @@ type (
 	// Resumed is true when the session existed before (a reconnect);
 	// Restarted when the remote is a new instance of the node (it
 	// restarted, so messages it had not acknowledged were re-sent).
+	// Abandoned lists large messages the remote had received part of
+	// before it restarted: they cannot be resumed and are not delivered.
 	PeerConnected struct {
 		Peer      peer.ID
 		Addr      string
 		Inbound   bool
 		Resumed   bool
 		Restarted bool
+		Abandoned []peer.MsgID
 	}
 
 	// PeerDisconnected: a connection to Peer ended. With Reconnecting the

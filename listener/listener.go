@@ -35,10 +35,11 @@ type Config struct {
 	// MaxHandshakes bounds the handshakes in progress; a connection past
 	// it is closed at once (DefaultMaxHandshakes when 0).
 	MaxHandshakes int
-	// Rejected, if set, is called for every connection that fails before
-	// it is handed over: bad preamble, failed handshake, rejection by the
-	// owner, too many handshakes. It runs on the handshake's goroutine.
-	Rejected func(addr string, err error)
+	// Rejected, if set, is called once for every connection that fails
+	// before it is handed over: bad preamble, failed handshake, rejection
+	// by the owner, too many handshakes. name is the node name from the
+	// hello when one arrived. It runs on the handshake's goroutine.
+	Rejected func(addr, name string, err error)
 }
 
 // Props returns the props of a listener actor serving ln. On a restart
@@ -133,7 +134,7 @@ func (a *Actor) start(ctx actor.Context) {
 			default:
 				addr := peer.FormatAddr(nc.RemoteAddr())
 				nc.Close()
-				a.rejected(addr, &wire.ProtocolError{Code: wire.CodeBusy, Reason: fmt.Sprintf("more than %d handshakes in progress", a.cfg.MaxHandshakes)})
+				a.rejected(addr, "", &wire.ProtocolError{Code: wire.CodeBusy, Reason: fmt.Sprintf("more than %d handshakes in progress", a.cfg.MaxHandshakes)})
 				continue
 			}
 			a.wg.Add(1)
@@ -155,7 +156,7 @@ func (a *Actor) handshake(ctx context.Context, sys *actor.ActorSystem, owner *ac
 	addr := peer.FormatAddr(nc.RemoteAddr())
 	hs, err := peer.RunHandshake(ctx, nc, a.cfg.Peer, false)
 	if err != nil {
-		a.rejected(addr, err)
+		a.rejected(addr, "", err)
 		return
 	}
 	reply := make(chan error, 1)
@@ -166,6 +167,7 @@ func (a *Actor) handshake(ctx context.Context, sys *actor.ActorSystem, owner *ac
 		// Shutting down: the owner may or may not have taken the
 		// connection; closing it twice is harmless.
 		hs.Reject(wire.CodeShutdown, "node is shutting down")
+		a.rejected(addr, hs.Remote.Name, fmt.Errorf("handshake: %w", ctx.Err()))
 		return
 	case <-time.After(a.cfg.Peer.Timeout):
 		err = &wire.ProtocolError{Code: wire.CodeBusy, Reason: "node did not take the connection in time"}
@@ -176,14 +178,14 @@ func (a *Actor) handshake(ctx context.Context, sys *actor.ActorSystem, owner *ac
 		} else {
 			hs.Reject(wire.CodeInternal, err.Error())
 		}
-		a.rejected(addr, err)
+		a.rejected(addr, hs.Remote.Name, err)
 	}
 }
 
-func (a *Actor) rejected(addr string, err error) {
-	a.cfg.Peer.Logger.Info("slc: connection rejected", "remote", addr, "err", err)
+func (a *Actor) rejected(addr, name string, err error) {
+	a.cfg.Peer.Logger.Info("slc: connection rejected", "remote", addr, "name", name, "err", err)
 	if a.cfg.Rejected != nil {
-		a.cfg.Rejected(addr, err)
+		a.cfg.Rejected(addr, name, err)
 	}
 }
 
@@ -197,3 +199,8 @@ func (a *Actor) stop() {
 	}
 	a.wg.Wait()
 }
+
+// IgnoreDeadLetterLogging: an Inbound that reaches a stopped owner is
+// expected during shutdown; the handshake goroutine handles it.
+func (*Inbound) IgnoreDeadLetterLogging()      {}
+func (*acceptFailed) IgnoreDeadLetterLogging() {}

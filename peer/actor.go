@@ -46,6 +46,17 @@ type (
 		Resumed   bool   // the session existed before this connection
 		Restarted bool   // the remote's instance changed: it restarted
 		Instance  uint64 // the remote's instance ID
+		// Abandoned lists chunked messages that could not be resumed (the
+		// remote restarted in the middle of them): never delivered.
+		Abandoned []MsgID
+	}
+
+	// HandshakeFailed reports a connection that failed before it carried
+	// messages: in the handshake, or before the RESUME exchange completed.
+	HandshakeFailed struct {
+		Session *Session
+		Addr    string
+		Err     error
 	}
 
 	// Down reports a connection that ended while the session goes on.
@@ -102,6 +113,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.next(ctx)
 	case *dialFailed:
 		if m.gen == a.s.gen.Load() {
+			if m.op == "handshake" {
+				ctx.Send(ctx.Parent(), &HandshakeFailed{Session: a.s, Addr: a.s.DialAddr(), Err: m.err})
+			}
 			a.fail(ctx, m.op, m.err)
 		}
 	case *connUp:
@@ -109,10 +123,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 			return
 		}
 		resumed := a.s.State() != StateConnecting
+		a.c.up = true
 		a.s.failures = 0
 		a.s.state.Store(int32(StateConnected))
 		ctx.Send(ctx.Parent(), &Up{Session: a.s, Conn: a.c.hs, Addr: a.c.hs.Addr, Dialed: a.c.hs.Dialed,
-			Resumed: resumed, Restarted: a.c.restarted, Instance: a.c.hs.Remote.Instance})
+			Resumed: resumed, Restarted: a.c.restarted, Instance: a.c.hs.Remote.Instance, Abandoned: m.abandoned})
 	case *connDown:
 		if a.c == nil || m.gen != a.c.gen {
 			return
@@ -212,6 +227,7 @@ func (a *Actor) bind(ctx actor.Context, hs *Handshake) {
 			} else {
 				hs.Close()
 			}
+			ctx.Send(ctx.Parent(), &HandshakeFailed{Session: a.s, Addr: hs.Addr, Err: r.Err})
 			a.fail(ctx, "handshake", r.Err)
 		default:
 			a.serve(ctx, hs)
@@ -229,14 +245,24 @@ func (a *Actor) serve(ctx actor.Context, hs *Handshake) {
 }
 
 func (a *Actor) connDown(ctx actor.Context, err error) {
-	hs := a.c.hs
+	hs, wasUp := a.c.hs, a.c.up
 	a.teardown(nil)
+	if !wasUp {
+		ctx.Send(ctx.Parent(), &HandshakeFailed{Session: a.s, Addr: hs.Addr, Err: err})
+	}
 	var gb *GoodbyeError
 	if errors.As(err, &gb) {
 		a.end(ctx, err)
 		return
 	}
 	retrying := a.s.DialAddr() != ""
+	if !retrying && a.s.State() == StateConnecting {
+		// The remote dialed, sent a hello, and never finished the
+		// handshake: there is no session to wait for.
+		ctx.Send(ctx.Parent(), &Down{Session: a.s, Conn: hs, Err: err})
+		a.end(ctx, fmt.Errorf("%w: its first connection failed before the handshake completed: %w", ErrPeerLost, err))
+		return
+	}
 	if a.s.State() == StateConnected {
 		a.s.state.Store(int32(StateReconnecting))
 	}
@@ -313,3 +339,17 @@ func (a *Actor) teardown(bye *wire.Close) {
 		a.c = nil
 	}
 }
+
+// Messages that may reach an actor after it stopped (a connection loop, a
+// timer or a dial finishing as the actor goes) are expected there: they
+// are not logged as dead letters.
+func (*connUp) IgnoreDeadLetterLogging()          {}
+func (*connDown) IgnoreDeadLetterLogging()        {}
+func (*dialFailed) IgnoreDeadLetterLogging()      {}
+func (*lingerExpired) IgnoreDeadLetterLogging()   {}
+func (*graceExpired) IgnoreDeadLetterLogging()    {}
+func (*Attach) IgnoreDeadLetterLogging()          {}
+func (*Up) IgnoreDeadLetterLogging()              {}
+func (*Down) IgnoreDeadLetterLogging()            {}
+func (*HandshakeFailed) IgnoreDeadLetterLogging() {}
+func (*BindRequest) IgnoreDeadLetterLogging()     {}

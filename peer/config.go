@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/slc-go/slc/codec"
@@ -106,6 +107,11 @@ type Config struct {
 	Inbox     Sink
 	Logger    *slog.Logger
 	Hooks     Hooks
+
+	// IDs is the node's message ID counter (the one Send takes IDs
+	// from). Sessions check acknowledgements against it: a peer cannot
+	// know an ID this node never issued.
+	IDs *atomic.Uint64
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

@@ -73,6 +73,7 @@ type conn struct {
 
 	rtt       atomic.Int64
 	restarted bool // the remote's instance changed since the last connection
+	up        bool // completed the RESUME exchange (the actor's view)
 
 	// reader state
 	lastSeq uint64
@@ -95,7 +96,8 @@ type assembly struct {
 // connUp and connDown are what a conn reports to its actor.
 type connUp struct {
 	gen       uint64
-	delivered uint64 // the remote's RESUME watermark
+	delivered uint64  // the remote's RESUME watermark
+	abandoned []MsgID // chunked messages the resume had to give up
 }
 
 type connDown struct {
@@ -222,15 +224,16 @@ func (c *conn) readLoop() {
 		if err == nil && r.Instance != c.cfg.Instance {
 			err = &wire.ProtocolError{Code: wire.CodeSequence, Reason: "RESUME names another instance of this node"}
 		}
+		var abandoned []MsgID
 		if err == nil {
-			_, err = c.s.out.rewind(r)
+			abandoned, err = c.s.out.rewind(r)
 		}
 		if err != nil {
 			c.fail(err)
 			return
 		}
 		close(c.resumed)
-		c.notify(&connUp{gen: c.gen, delivered: r.Delivered})
+		c.notify(&connUp{gen: c.gen, delivered: r.Delivered, abandoned: abandoned})
 	case wire.TypeReject, wire.TypeGoodbye:
 		cl, err := wire.ParseClose(p)
 		if err != nil {
@@ -268,7 +271,8 @@ func (c *conn) readLoop() {
 			}
 			retained = retained || keep
 			if len(c.batch) >= maxBatch {
-				if !c.flush() {
+				if err := c.flush(); err != nil {
+					c.fail(err)
 					return
 				}
 			}
@@ -276,7 +280,8 @@ func (c *conn) readLoop() {
 		if retained {
 			fr.Retain()
 		}
-		if !c.flush() {
+		if err := c.flush(); err != nil {
+			c.fail(err)
 			return
 		}
 		if err := fr.Fill(); err != nil {
@@ -341,8 +346,8 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 			return false, err
 		}
 		// Whatever arrived before the goodbye is delivered first.
-		if !c.flush() {
-			return false, nil
+		if err := c.flush(); err != nil {
+			return false, err
 		}
 		return false, &GoodbyeError{Close: cl}
 	case wire.TypeHello, wire.TypeResume, wire.TypeReject:
@@ -360,7 +365,7 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 	}
 	asm := &c.s.asm
 	if asm.active {
-		if d.Seq != asm.seq || d.Serializer != asm.ser {
+		if d.Seq != asm.seq || d.Serializer != asm.ser && h.Flags&wire.FlagAbort == 0 {
 			return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("message %d interleaved with the chunks of message %d", d.Seq, asm.seq)}
 		}
 	} else if d.Seq == c.skipSeq && c.skipSeq != 0 {
@@ -382,8 +387,8 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		*asm = assembly{}
 		c.s.setProgress(wire.Progress{})
 		c.lastSeq = d.Seq
-		if !c.flush() {
-			return false, nil
+		if err := c.flush(); err != nil {
+			return false, err
 		}
 		c.s.delivered.Store(d.Seq)
 		signal(c.ackDue)
@@ -414,6 +419,13 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		return !owned, nil
 	}
 	if !asm.active {
+		// PROGRESS on this message will tell the sender that everything
+		// before it is delivered: make it so before the first chunk
+		// counts. If the mailbox cannot take the batch, nothing of this
+		// message is kept.
+		if err := c.flush(); err != nil {
+			return false, err
+		}
 		*asm = assembly{active: true, seq: d.Seq, ser: d.Serializer, typ: c.intern(d.Type)}
 	}
 	if uint64(len(asm.buf))+uint64(len(body)) > c.cfg.MaxMessage {
@@ -469,9 +481,9 @@ func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
 
 // flush hands the batch to the mailbox, which may block (backpressure),
 // then advances the delivered watermark and asks the writer for an ACK.
-func (c *conn) flush() bool {
+func (c *conn) flush() error {
 	if len(c.batch) == 0 {
-		return true
+		return nil
 	}
 	n, err := c.cfg.Inbox.Push(c.done, c.id, c.batch)
 	if n > 0 {
@@ -481,10 +493,9 @@ func (c *conn) flush() bool {
 	clear(c.batch)
 	c.batch = c.batch[:0]
 	if err != nil {
-		c.fail(fmt.Errorf("mailbox: %w", err))
-		return false
+		return fmt.Errorf("mailbox: %w", err)
 	}
-	return true
+	return nil
 }
 
 func signal(ch chan struct{}) {
@@ -541,6 +552,7 @@ func (c *conn) writeLoop() {
 		c.pongs = c.pongs[:0]
 		bye := c.bye
 		c.mu.Unlock()
+		pinged := pingDue
 		if pingDue {
 			ctrl = wire.AppendPing(ctrl, c.version, false, uint64(time.Now().UnixNano()))
 			pingDue = false
@@ -575,8 +587,13 @@ func (c *conn) writeLoop() {
 			if took {
 				c.s.out.wrote()
 			}
+			// A write that carried only the heartbeat is not activity: the
+			// next tick pings again, so an idle connection pings every
+			// interval.
+			if !pinged || took || len(ctrl) > wire.HeaderLen+8 {
+				wroteSinceTick = true
+			}
 			ctrl = ctrl[:0]
-			wroteSinceTick = true
 			continue
 		}
 		resumedCh := c.resumed

@@ -13,6 +13,10 @@ var (
 	ErrClosed       = errors.New("slc: communicator closed")
 	ErrTooLarge     = errors.New("slc: message too large for peer")
 	ErrNoPeers      = errors.New("slc: no peers to send to")
+	// ErrAbandoned: a large message was given up part way: its sender's
+	// context ended between chunks, or the receiver restarted while it
+	// held part of it. It is never delivered, in part or whole.
+	ErrAbandoned = errors.New("slc: message abandoned part way")
 )
 
 // PeerError reports a failure concerning one peer. Attempt, when non-zero,

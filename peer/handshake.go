@@ -98,6 +98,9 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 	hs.Reader.Version, hs.Reader.MaxPayload = hs.Version, wire.MaxHello
 	h, p, err := hs.Reader.ReadFrame()
 	if err != nil {
+		if pe, ok := wire.AsProtocolError(err); ok && !pe.Remote {
+			return nil, hs.reject(err) // a bad frame header: tell the remote why
+		}
 		return nil, hsErr(ctx, "hello", err)
 	}
 	switch h.Type {
@@ -124,12 +127,14 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 
 // hsErr turns a timeout into a clear handshake timeout error.
 func hsErr(ctx context.Context, stage string, err error) error {
-	var ne net.Error
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return &wire.ProtocolError{Code: wire.CodeTimeout, Reason: "no " + stage + " from the remote within the connect timeout"}
+	// A cancel interrupts blocked I/O by moving the deadline into the
+	// past, so it must be told apart from a real timeout first.
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", stage, cerr)
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", stage, ctx.Err())
+	var ne net.Error
+	if ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout() {
+		return &wire.ProtocolError{Code: wire.CodeTimeout, Reason: "no " + stage + " from the remote within the connect timeout"}
 	}
 	return fmt.Errorf("%s: %w", stage, err)
 }
@@ -144,12 +149,12 @@ func (hs *Handshake) check(cfg *Config) error {
 		}
 	}
 	if r.Name == cfg.Name {
-		return &wire.ProtocolError{Code: wire.CodeNameInUse, Reason: fmt.Sprintf("remote uses this node's own name %q", r.Name)}
+		return &wire.ProtocolError{Code: wire.CodeSameName, Reason: fmt.Sprintf("remote uses this node's own name %q", r.Name)}
 	}
-	if uint64(r.MaxFrame) < cfg.maxChunkFrame()+wire.HeaderLen {
+	if uint64(r.MaxFrame) < cfg.maxChunkFrame() {
 		return &wire.ProtocolError{Code: wire.CodeFrameTooLarge, Reason: fmt.Sprintf(
-			"remote accepts frames up to %d bytes, this node sends chunks of %d: lower the chunk size or raise the remote's maximum frame",
-			r.MaxFrame, cfg.ChunkSize)}
+			"remote accepts frame payloads up to %d bytes, this node sends up to %d (chunk size %d): lower the chunk size or raise the remote's maximum frame",
+			r.MaxFrame, cfg.maxChunkFrame(), cfg.ChunkSize)}
 	}
 	for _, e := range r.Serializers {
 		if id, s, ok := codec.SerializerByName(e.Name); ok && s.Version() == e.Version {

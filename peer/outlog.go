@@ -2,8 +2,10 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/slc-go/slc/internal/wire"
 )
@@ -63,10 +65,16 @@ type outLog struct {
 	waiters []ackWaiter   // sorted by seq
 	kick    chan struct{} // wakes the writer; capacity 1
 	version uint8
+	ids     *atomic.Uint64 // the node's message ID counter: no peer can know a higher ID
+	prefix  []byte         // frames to send before the log on this connection (aborts)
+	pfxEnd  bool           // the range in flight includes the prefix
 }
 
-func newOutLog() *outLog {
-	return &outLog{kick: make(chan struct{}, 1), version: wire.MaxVersion}
+func newOutLog(ids *atomic.Uint64) *outLog {
+	if ids == nil {
+		ids = new(atomic.Uint64)
+	}
+	return &outLog{kick: make(chan struct{}, 1), version: wire.MaxVersion, ids: ids}
 }
 
 // head is the absolute offset of the first unacknowledged byte.
@@ -147,6 +155,12 @@ func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uin
 		l.mu.Unlock()
 		return err
 	}
+	if chunk > 0 && flags&wire.FlagAbort == 0 && has(l.aborted, MsgID(seq)) {
+		// A reconnect abandoned this message while its sender was still
+		// appending chunks: stop here.
+		l.mu.Unlock()
+		return ErrAbandoned
+	}
 	l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
 	if chunk == 0 {
 		l.last = seq
@@ -161,29 +175,48 @@ func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uin
 	return nil
 }
 
-// take returns the byte ranges from wpos on, up to max bytes (at least one
-// range when any is pending), appended to bufs. It marks them in flight;
-// the caller reports with wrote. ok is false when nothing is pending.
+// take returns the byte ranges from wpos on, appended to bufs, marked in
+// flight until wrote or abandon. It cuts only between frames: the batch
+// ends at the first frame boundary at or after max bytes, so control
+// frames the writer sends between batches never land inside a frame. A
+// prefix (abort frames queued by rewind) goes first. ok is false when
+// nothing is pending.
 func (l *outLog) take(bufs [][]byte, max int) ([][]byte, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.wpos >= l.tail {
-		return bufs, false
+	l.pfxEnd = false
+	if len(l.prefix) > 0 {
+		bufs = append(bufs, l.prefix)
+		l.pfxEnd = true
 	}
-	pos, n := l.wpos, 0
+	if l.wpos >= l.tail {
+		l.wend = l.wpos
+		return bufs, l.pfxEnd
+	}
+	end := l.tail
+	if l.tail-l.wpos > int64(max) {
+		// The first frame starting at or after wpos+max; frames are the
+		// unacknowledged entries from wpos on.
+		limit := l.wpos + int64(max)
+		live := l.ents[l.eh:]
+		i := sort.Search(len(live), func(i int) bool { return live[i].start >= limit })
+		if i < len(live) {
+			end = live[i].start
+		}
+	}
+	pos := l.wpos
 	for _, s := range l.segs {
 		if s.end() <= pos {
 			continue
 		}
-		if n >= max {
+		if pos >= end {
 			break
 		}
 		b := s.buf[pos-s.off:]
-		if len(b) > max-n && n > 0 {
-			b = b[:max-n]
+		if rest := end - pos; int64(len(b)) > rest {
+			b = b[:rest]
 		}
 		bufs = append(bufs, b)
-		n += len(b)
 		pos += int64(len(b))
 	}
 	l.wend = pos
@@ -193,6 +226,9 @@ func (l *outLog) take(bufs [][]byte, max int) ([][]byte, bool) {
 // wrote records that the range handed out by take was written.
 func (l *outLog) wrote() {
 	l.mu.Lock()
+	if l.pfxEnd {
+		l.prefix, l.pfxEnd = nil, false
+	}
 	l.wpos = l.wend
 	l.release()
 	l.mu.Unlock()
@@ -231,16 +267,18 @@ func (l *outLog) release() {
 }
 
 // ack applies a cumulative acknowledgement. It reports whether the
-// watermark advanced, and an error when the remote acknowledges a message
-// that was never sent.
+// watermark advanced. An ID above any this node has issued is a protocol
+// error; one above this log's last message (the remote remembers an
+// earlier session with this node) acknowledges the whole log.
 func (l *outLog) ack(seq uint64) (bool, error) {
+	if seq > l.ids.Load() {
+		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("acknowledgement of message %d, which was never sent", seq)}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	seq = min(seq, l.last)
 	if seq <= l.acked {
 		return false, nil
-	}
-	if seq > l.last {
-		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "acknowledgement for a message never sent"}
 	}
 	l.advance(seq, 0, 0)
 	return true, nil
@@ -248,12 +286,16 @@ func (l *outLog) ack(seq uint64) (bool, error) {
 
 // progress applies a PROGRESS: the remote holds every message before seq
 // and the first chunks chunks of seq. It reports whether the message
-// watermark advanced.
+// watermark advanced. Progress on a message this log no longer holds is
+// ignored.
 func (l *outLog) progress(seq, chunks uint64) (bool, error) {
+	if seq > l.ids.Load() {
+		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("progress on message %d, which was never sent", seq)}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if seq > l.last || seq <= l.acked && l.search(seq) < 0 {
-		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "progress for a message never sent or already acknowledged"}
+	if l.search(seq) < 0 {
+		return false, nil
 	}
 	before := l.acked
 	l.advance(max(l.acked, seq-1), seq, chunks)
@@ -289,18 +331,42 @@ func (l *outLog) advance(acked, partial, chunks uint64) {
 
 // rewind prepares the log for a new connection from the remote's RESUME:
 // what it holds counts as acknowledged, and the writer starts again at the
-// first frame it lacks.
-func (l *outLog) rewind(r wire.Resume) (bool, error) {
+// first frame it lacks. It returns the messages it had to abandon: a
+// chunked message whose first chunks the log already released (the
+// remote had reported them) cannot be sent again whole to a remote that
+// no longer holds them, because it restarted or forgot the session. Such
+// a message is reported as never delivered, and an abort frame goes first
+// so the remote, too, drops whatever it holds of it.
+func (l *outLog) rewind(r wire.Resume) ([]MsgID, error) {
+	if top := l.ids.Load(); r.Delivered > top || r.Partial > top {
+		return nil, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "RESUME names messages never sent"}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r.Delivered > l.last || r.Partial > l.last {
-		return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: "RESUME claims messages never sent"}
+	l.prefix = nil
+	partial := r.Partial
+	if partial != 0 && l.search(partial) < 0 {
+		// The remote holds part of a message this log does not have.
+		l.prefix = wire.AppendData(l.prefix, l.version, wire.FlagAbort, partial, 0, 0, "", nil)
+		partial = 0
 	}
-	before := l.acked
-	l.advance(r.Delivered, r.Partial, r.Chunks)
+	l.advance(min(r.Delivered, l.last), partial, r.Chunks)
+	var abandoned []MsgID
+	if l.eh < len(l.ents) {
+		if e := l.ents[l.eh]; e.chunk > 0 && !(partial == e.seq && r.Chunks >= e.chunk) {
+			for l.eh < len(l.ents) && l.ents[l.eh].seq == e.seq {
+				l.eh++
+			}
+			l.aborted = insertID(l.aborted, MsgID(e.seq))
+			abandoned = append(abandoned, MsgID(e.seq))
+			l.prefix = wire.AppendData(l.prefix, l.version, wire.FlagAbort, e.seq, 0, 0, "", nil)
+			l.release()
+		}
+	}
 	l.wpos = l.head()
 	l.wend = l.wpos
-	return l.acked > before, nil
+	l.release()
+	return abandoned, nil
 }
 
 // search returns the index in ents of seq, or -1.
@@ -337,8 +403,20 @@ func has(ids []MsgID, id MsgID) bool {
 // markAborted records a message its sender gave up on part way.
 func (l *outLog) markAborted(seq uint64) {
 	l.mu.Lock()
-	l.aborted = append(l.aborted, MsgID(seq))
+	l.aborted = insertID(l.aborted, MsgID(seq))
 	l.mu.Unlock()
+}
+
+// insertID adds id to the sorted list ids.
+func insertID(ids []MsgID, id MsgID) []MsgID {
+	i := sort.Search(len(ids), func(i int) bool { return ids[i] >= id })
+	if i < len(ids) && ids[i] == id {
+		return ids
+	}
+	ids = append(ids, 0)
+	copy(ids[i+1:], ids[i:])
+	ids[i] = id
+	return ids
 }
 
 // waitAck returns a channel closed once seq is acknowledged (nil if it
@@ -346,6 +424,9 @@ func (l *outLog) markAborted(seq uint64) {
 func (l *outLog) waitAck(seq uint64) (<-chan struct{}, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if has(l.aborted, MsgID(seq)) {
+		return nil, ErrAbandoned
+	}
 	if seq <= l.acked {
 		return nil, nil
 	}
@@ -364,6 +445,9 @@ func (l *outLog) waitAck(seq uint64) (<-chan struct{}, error) {
 func (l *outLog) ackErr(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if has(l.aborted, MsgID(seq)) {
+		return ErrAbandoned
+	}
 	if seq <= l.acked {
 		return nil
 	}

@@ -89,7 +89,7 @@ type Session struct {
 // NewSession returns a session. dialAddr is the address to dial and
 // redial, or "" for a session created by an inbound connection.
 func NewSession(cfg *Config, dialAddr string) *Session {
-	s := &Session{cfg: cfg, order: sessionOrder.Add(1), out: newOutLog(), sem: make(chan struct{}, 1), dialAddr: dialAddr}
+	s := &Session{cfg: cfg, order: sessionOrder.Add(1), out: newOutLog(cfg.IDs), sem: make(chan struct{}, 1), dialAddr: dialAddr}
 	s.maxMessage.Store(cfg.MaxMessage)
 	return s
 }
@@ -263,7 +263,8 @@ type Outgoing struct {
 //
 // ss is reordered in place. When some targets got the message and others
 // did not, the returned error is a *SendError listing the failures and the
-// ID is valid for the others.
+// ID is valid for the others. A message that failed after it got its ID
+// (a chunked message abandoned part way) returns that ID with the error.
 func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (MsgID, error) {
 	if len(ss) == 0 {
 		return 0, ErrNoPeers
@@ -355,8 +356,10 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 		}
 	}
 	if se != nil {
+		// The message had an ID before it failed: return it with the
+		// error, so the caller can match it with events that name it.
 		if len(se.Failed) == len(ss) {
-			return 0, se.Failed[0]
+			return MsgID(id), se.Failed[0]
 		}
 		return MsgID(id), se
 	}

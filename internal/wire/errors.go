@@ -32,6 +32,7 @@ const (
 	CodeInternal         Code = 18 // the sender failed internally
 	CodeSequence         Code = 19 // a DATA frame broke the sequence or chunking rules
 	CodeAuthFailed       Code = 20 // secure mode: decryption or handshake authentication failed
+	CodeSameName         Code = 21 // the remote uses this node's own name
 )
 
 var codeNames = [...]string{
@@ -56,6 +57,7 @@ var codeNames = [...]string{
 	CodeInternal:         "internal error",
 	CodeSequence:         "sequence violation",
 	CodeAuthFailed:       "authentication failed",
+	CodeSameName:         "same name",
 }
 
 // String returns a short human-readable name for the code.

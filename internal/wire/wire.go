@@ -373,10 +373,7 @@ const MaxReason = 1024
 
 // AppendClose appends a REJECT or GOODBYE frame (t selects which).
 func AppendClose(b []byte, version uint8, t uint8, c Close) []byte {
-	reason := c.Reason
-	if len(reason) > MaxReason {
-		reason = reason[:MaxReason]
-	}
+	reason := truncate(c.Reason, MaxReason)
 	var body [MaxReason + 32]byte
 	p := appendMapHeader(body[:0], 2)
 	p = appendStr(p, "code")
@@ -401,10 +398,7 @@ func ParseClose(p []byte) (Close, error) {
 			}
 			c.Code = Code(v)
 		case "reason":
-			c.Reason = r.str()
-			if len(c.Reason) > MaxReason {
-				c.Reason = c.Reason[:MaxReason]
-			}
+			c.Reason = truncate(r.str(), MaxReason)
 		default:
 			r.skip()
 		}
@@ -416,6 +410,17 @@ func ParseClose(p []byte) (Close, error) {
 		c.Reason = "(invalid UTF-8)"
 	}
 	return c, nil
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Err turns a received REJECT or GOODBYE into an error.

@@ -24,7 +24,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The golden vectors below are the examples in docs/protocol.md.
+// Golden vectors for every frame type. spec_test.go ties docs/protocol.md to the encoders.
 var golden = []struct {
 	name string
 	got  func() []byte
@@ -551,5 +551,16 @@ func BenchmarkReaderSmallFrames(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+func TestCloseReasonTruncatedAtRuneBoundary(t *testing.T) {
+	reason := strings.Repeat("x", MaxReason-1) + "é" // the é straddles the limit
+	c, err := ParseClose(AppendClose(nil, 1, TypeGoodbye, Close{Code: CodeInternal, Reason: reason})[HeaderLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reason != strings.Repeat("x", MaxReason-1) {
+		t.Fatalf("reason cut to %d bytes (%q...); want the %d x's", len(c.Reason), c.Reason[len(c.Reason)-3:], MaxReason-1)
 	}
 }
