@@ -225,6 +225,11 @@ func (c *pipeConn) Write(p []byte) (int, error) {
 			written += n
 			b.broadcastLocked()
 			b.mu.Unlock()
+			if written == len(p) {
+				// Done: what the reader does next (even closing) does
+				// not undo a write that completed, as with TCP.
+				return written, nil
+			}
 			continue
 		}
 		wake := b.changed
