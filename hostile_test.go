@@ -370,6 +370,7 @@ type hostileStream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	stop   chan struct{}
+	sendOK chan struct{} // closed when the sender has stopped
 	sent   atomic.Int64
 	mu     sync.Mutex
 	got    []uint64
@@ -379,11 +380,12 @@ type hostileStream struct {
 }
 
 func newHostileStream(ctx context.Context, t *testing.T, from, to *slc.Communicator, toID, fromID slc.PeerID) *hostileStream {
-	s := &hostileStream{stop: make(chan struct{}), sig: make(chan struct{}, 1)}
+	s := &hostileStream{stop: make(chan struct{}), sendOK: make(chan struct{}), sig: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
+		defer close(s.sendOK)
 		for n := 1; ; n++ {
 			select {
 			case <-s.stop:
@@ -445,6 +447,7 @@ func (s *hostileStream) waitPast(t *testing.T, n int) {
 func (s *hostileStream) finish(t *testing.T) testutil.Tally {
 	t.Helper()
 	close(s.stop)
+	<-s.sendOK // a Send in progress counts once it returns
 	for {
 		if s.count() >= int(s.sent.Load()) {
 			break

@@ -144,11 +144,6 @@ func (l *outLog) writeBytes(b []byte) {
 // The caller holds the session's send semaphore, so the frames of one
 // message are contiguous.
 func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) error {
-	var hdr [wire.HeaderLen + wire.DataPrefixLen + wire.MaxTypeName]byte
-	h := wire.AppendData(hdr[:0], l.version, flags, seq, ser, comp, typ, nil)
-	// AppendData wrote the length of an empty body; patch in the real one.
-	n := len(h) - wire.HeaderLen + len(body)
-	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
@@ -161,18 +156,33 @@ func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uin
 		l.mu.Unlock()
 		return ErrAbandoned
 	}
+	l.appendLocked(chunk, flags, seq, ser, comp, typ, body)
+	l.mu.Unlock()
+	l.kickWriter()
+	return nil
+}
+
+// appendLocked appends a frame; called with mu held.
+func (l *outLog) appendLocked(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) {
+	var hdr [wire.HeaderLen + wire.DataPrefixLen + wire.MaxTypeName]byte
+	h := wire.AppendData(hdr[:0], l.version, flags, seq, ser, comp, typ, nil)
+	// AppendData wrote the length of an empty body; patch in the real one.
+	n := len(h) - wire.HeaderLen + len(body)
+	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
 	if chunk == 0 {
 		l.last = seq
 	}
 	l.writeBytes(h)
 	l.writeBytes(body)
-	l.mu.Unlock()
+}
+
+// kickWriter wakes the connection's writer.
+func (l *outLog) kickWriter() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // take returns the byte ranges from wpos on, appended to bufs, marked in

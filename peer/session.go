@@ -270,6 +270,11 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 		return 0, ErrNoPeers
 	}
 	cfg := ss[0].cfg
+	if len(ss) == 1 && (cfg.Compressor == codec.None || len(m.Body) < cfg.CompressMin) && len(m.Body) <= cfg.ChunkSize {
+		if id, ok, err := ss[0].sendFast(ids, m); ok {
+			return id, err
+		}
+	}
 	if len(ss) > 1 {
 		sort.Slice(ss, func(i, j int) bool { return ss[i].order < ss[j].order })
 	}
@@ -364,6 +369,33 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 		return MsgID(id), se
 	}
 	return MsgID(id), nil
+}
+
+// sendFast is Send's path for the common case: one target, one frame, no
+// compression, the send semaphore free and room under BufferCap. It takes
+// one lock. ok is false when the case does not apply; the caller then
+// takes the general path.
+func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, ok bool, err error) {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		return 0, false, nil
+	}
+	defer func() { <-s.sem }()
+	if uint64(len(m.Body)) > s.maxMessage.Load() {
+		return 0, false, nil
+	}
+	l := s.out
+	l.mu.Lock()
+	if l.err != nil || l.tail-l.head() >= s.cfg.BufferCap {
+		l.mu.Unlock()
+		return 0, false, nil
+	}
+	seq := ids.Add(1)
+	l.appendLocked(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body)
+	l.mu.Unlock()
+	l.kickWriter()
+	return MsgID(seq), true, nil
 }
 
 var compPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
