@@ -363,3 +363,36 @@ func TestHandshakeRejectedBothSides(t *testing.T) {
 		t.Fatalf("a permanent refusal was retried %d times", n)
 	}
 }
+
+// Handle takes a layer's message types out of the mailbox, in order per
+// sender, while other messages still reach Receive.
+func TestHandleRoutesTypes(t *testing.T) {
+	type Call struct{ N int }
+	slc.Register[Call]("test.HandleCall")
+	ctx := testCtx(t, 20*time.Second)
+	a, b, aID := connectPair(t, ctx, nil, nil)
+	got := make(chan int, 100)
+	cancel := a.Handle(func(m slc.Message) { got <- m.Body.(Call).N }, "test.HandleCall")
+	for i := 1; i <= 10; i++ {
+		if _, err := b.Send(ctx, Call{N: i}, aID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Send(ctx, Seq{N: i}, aID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 10; i++ {
+		if n := <-got; n != i {
+			t.Fatalf("handled call %d; want %d", n, i)
+		}
+		m, err := a.Receive(ctx)
+		if err != nil || m.Body.(Seq).N != i {
+			t.Fatalf("received %+v, %v; want Seq %d", m.Body, err, i)
+		}
+	}
+	cancel()
+	id, _ := b.Send(ctx, Call{N: 11}, aID)
+	if m, err := a.Receive(ctx); err != nil || m.ID != id {
+		t.Fatalf("after cancel the call should reach Receive: %+v, %v", m, err)
+	}
+}

@@ -231,6 +231,18 @@ func (c *Communicator) TryReceive(from ...PeerID) (Message, bool) {
 	return c.core.Inbox().TryReceive(from...)
 }
 
+// Handle routes the messages whose type is one of types (names given to
+// Register) to fn instead of the mailbox, from every peer, in order per
+// sender. It is how a layer built on a communicator (remote calls, a bus)
+// takes its own messages while the application keeps receiving the rest.
+// fn runs on the receiving connection's goroutine: it must not block for
+// long, or that connection stops reading. Messages of those types that
+// arrived before Handle was called stay in the mailbox, so call it before
+// connecting. cancel stops the routing; it is idempotent.
+func (c *Communicator) Handle(fn func(Message), types ...string) (cancel func()) {
+	return c.core.Inbox().SubscribeTypes(mailbox.SubscriberFunc(fn), types...)
+}
+
 // Pending returns how many messages wait in the mailbox, from the named
 // peers or in all.
 func (c *Communicator) Pending(from ...PeerID) int {

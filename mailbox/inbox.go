@@ -84,8 +84,9 @@ type Inbox struct {
 	holding int // sources held by a Take in progress
 	sweepAt int // source count at which idle sources are forgotten
 
-	subsAll []*subscription             // for every source; copy-on-write
-	subsBy  map[peer.ID][]*subscription // per source; copy-on-write
+	subsAll  []*subscription             // for every source; copy-on-write
+	subsBy   map[peer.ID][]*subscription // per source; copy-on-write
+	subsType map[string][]*subscription  // per message type; copy-on-write
 }
 
 // entry is one queued message with its arrival stamp.
@@ -180,22 +181,47 @@ func (ib *Inbox) Push(done <-chan struct{}, from peer.ID, msgs []peer.Message) (
 			return n, nil
 		}
 		s := ib.sourceLocked(from)
+		// With type subscriptions, the batch is taken in runs: a run of
+		// messages of subscribed types goes to those subscriptions, a run
+		// of other messages takes the usual path below.
+		end := len(msgs)
+		if len(ib.subsType) > 0 {
+			if ts := ib.typeSubsLocked(msgs[n].Type); ts != nil {
+				for n < len(msgs) {
+					ts := ib.typeSubsLocked(msgs[n].Type)
+					if ts == nil {
+						break
+					}
+					ib.seq++
+					s.out = append(s.out, item{m: msgs[n], subs: ts, seq: ib.seq, src: s})
+					n++
+				}
+				if !s.delivering {
+					s.delivering = true
+					ib.drainLocked(s)
+					ib.mu.Lock()
+				}
+				continue
+			}
+			end = n + 1
+			for end < len(msgs) && ib.typeSubsLocked(msgs[end].Type) == nil {
+				end++
+			}
+		}
 		if len(s.subs) > 0 {
-			// Routing never blocks, so this finishes the batch.
-			ib.routeLocked(s, msgs[n:])
-			n = len(msgs)
-			if s.delivering {
-				ib.mu.Unlock()
-			} else {
+			// Routing never blocks, so this finishes the run.
+			ib.routeLocked(s, msgs[n:end])
+			n = end
+			if !s.delivering {
 				s.delivering = true
 				ib.drainLocked(s)
+				ib.mu.Lock()
 			}
-			return n, nil
+			continue
 		}
-		n += ib.queueLocked(s, msgs[n:])
-		if n == len(msgs) {
-			ib.mu.Unlock()
-			return n, nil
+		n += ib.queueLocked(s, msgs[n:end])
+		if n == end {
+			continue
 		}
 		// The queue is full: wait for room.
 		if s.space == nil {

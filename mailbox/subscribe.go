@@ -27,12 +27,61 @@ type SubscriberFunc func(peer.Message)
 // Deliver calls f(m).
 func (f SubscriberFunc) Deliver(m peer.Message) { f(m) }
 
-// subscription is one Subscribe call. Its fields are immutable except
-// canceled, which is guarded by Inbox.mu.
+// subscription is one Subscribe or SubscribeTypes call. Its fields are
+// immutable except canceled, which is guarded by Inbox.mu.
 type subscription struct {
 	sub      Subscriber
 	ids      []peer.ID // nil: every source
+	types    []string  // set for SubscribeTypes
 	canceled bool
+}
+
+// SubscribeTypes routes the messages pushed from now on whose Type is one
+// of types (names registered with codec.RegisterType; "" never matches)
+// to sub, from every source, in push order per source, instead of the
+// queues and the per-source subscriptions. It is how a layer built on the
+// communicator (remote calls, a bus) takes its own messages while the
+// application keeps receiving the rest. Messages of those types that
+// arrived before the call stay queued for Receive: subscribe before
+// connecting.
+//
+// Several subscriptions may name the same type; each gets every message of
+// it. Routed messages do not count against a source's capacity. Delivery
+// follows the rules of Subscribe. cancel ends the subscription; it does
+// not wait and is idempotent. After Close, SubscribeTypes does nothing and
+// returns a no-op cancel. It panics if sub is nil.
+func (ib *Inbox) SubscribeTypes(sub Subscriber, types ...string) (cancel func()) {
+	if sub == nil {
+		panic("mailbox: SubscribeTypes with nil Subscriber")
+	}
+	sb := &subscription{sub: sub}
+	for _, t := range types {
+		if t != "" && !slices.Contains(sb.types, t) {
+			sb.types = append(sb.types, t)
+		}
+	}
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	if ib.closed || len(sb.types) == 0 {
+		return func() {}
+	}
+	next := make(map[string][]*subscription, len(ib.subsType)+len(sb.types))
+	for t, list := range ib.subsType {
+		next[t] = list
+	}
+	for _, t := range sb.types {
+		next[t] = append(slices.Clip(next[t]), sb)
+	}
+	ib.subsType = next
+	return func() { ib.cancel(sb) }
+}
+
+// typeSubsLocked returns the subscriptions for message type t, or nil.
+func (ib *Inbox) typeSubsLocked(t string) []*subscription {
+	if t == "" {
+		return nil
+	}
+	return ib.subsType[t]
 }
 
 // item is a message routed to subscriptions and not yet delivered.
@@ -196,6 +245,21 @@ func (ib *Inbox) cancel(sb *subscription) {
 			return nil
 		}
 		return slices.Clip(list)
+	}
+	if sb.types != nil {
+		next := make(map[string][]*subscription, len(ib.subsType))
+		for t, list := range ib.subsType {
+			next[t] = list
+		}
+		for _, t := range sb.types {
+			if list := without(next[t]); list != nil {
+				next[t] = list
+			} else {
+				delete(next, t)
+			}
+		}
+		ib.subsType = next
+		return
 	}
 	if sb.ids == nil {
 		ib.subsAll = without(ib.subsAll)
