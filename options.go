@@ -32,6 +32,7 @@ const (
 	DefaultHeartbeatTimeout = peer.DefaultHeartbeatTimeout
 	DefaultLinger           = peer.DefaultLinger
 	DefaultMaxHandshakes    = 256
+	DefaultMaxPeers         = 4096
 )
 
 // RetryForever, passed to WithRetries, reconnects without limit.
@@ -74,6 +75,9 @@ type Config struct {
 	Linger time.Duration
 	// MaxHandshakes bounds each listener's handshakes in progress.
 	MaxHandshakes int
+	// MaxPeers bounds the sessions a node keeps; a node that connects
+	// past it is refused as busy.
+	MaxPeers int
 	// Supervisor replaces the default reconnect strategy (a
 	// supervisor.Backoff with Retries) for peer and listener actors.
 	Supervisor actor.SupervisorStrategy
@@ -108,6 +112,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout: DefaultHeartbeatTimeout,
 		Linger:           DefaultLinger,
 		MaxHandshakes:    DefaultMaxHandshakes,
+		MaxPeers:         DefaultMaxPeers,
 	}
 }
 
@@ -137,6 +142,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("slc: linger must be positive, got %v", c.Linger)
 	case c.MaxHandshakes <= 0:
 		return fmt.Errorf("slc: max handshakes must be positive")
+	case c.MaxPeers <= 0:
+		return fmt.Errorf("slc: max peers must be positive")
 	case c.CompressMin < 0:
 		return fmt.Errorf("slc: negative compression threshold")
 	}
@@ -256,6 +263,14 @@ func WithHeartbeat(interval, timeout time.Duration) Option {
 // remote to come back after its connection dropped.
 func WithLinger(d time.Duration) Option {
 	return func(c *Config) error { c.Linger = d; return nil }
+}
+
+// WithMaxPeers bounds the sessions a node keeps (default 4096). A node
+// that connects past the limit is refused as busy and retries later; with
+// the per-peer buffer limits this bounds the memory a crowd of peers, or a
+// hostile one, can take.
+func WithMaxPeers(n int) Option {
+	return func(c *Config) error { c.MaxPeers = n; return nil }
 }
 
 // WithMaxHandshakes bounds each listener's handshakes in progress.

@@ -396,3 +396,32 @@ func TestHandleRoutesTypes(t *testing.T) {
 		t.Fatalf("after cancel the call should reach Receive: %+v, %v", m, err)
 	}
 }
+
+// A node at its peer limit refuses newcomers as busy; the peers it has are
+// unaffected, and a newcomer gets in once a place frees.
+func TestMaxPeers(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	hub := newComm(t, "hub", slc.WithMaxPeers(2))
+	addr := listen(t, hub)
+	for _, name := range []string{"p1", "p2"} {
+		c := newComm(t, name)
+		if _, err := c.Connect(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := newComm(t, "p3", slc.WithRetries(0))
+	_, err := late.Connect(ctx, addr)
+	var pe *slc.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != wire.CodeBusy {
+		t.Fatalf("third peer = %v; want busy", err)
+	}
+	if n := len(hub.Peers()); n != 2 {
+		t.Fatalf("hub has %d peers", n)
+	}
+	if err := hub.Disconnect(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Connect(ctx, addr); err != nil {
+		t.Fatalf("after a place freed: %v", err)
+	}
+}

@@ -94,6 +94,7 @@ func New(opts ...Option) (*Communicator, error) {
 		Supervisor:    cfg.Supervisor,
 		Retries:       retries,
 		MaxHandshakes: cfg.MaxHandshakes,
+		MaxPeers:      cfg.MaxPeers,
 	})
 	if err != nil {
 		if c.ownSys {

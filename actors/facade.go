@@ -36,6 +36,9 @@ type Config struct {
 	Retries int
 	// MaxHandshakes bounds the handshakes a listener runs at once.
 	MaxHandshakes int
+	// MaxPeers bounds the sessions; a node that connects past it is
+	// refused as busy (0: no limit).
+	MaxPeers int
 }
 
 // Start spawns a facade actor on sys and returns its data path and PID.
@@ -60,6 +63,7 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 		sys:      sys,
 		strategy: strategy,
 		maxHS:    cfg.MaxHandshakes,
+		maxPeers: cfg.MaxPeers,
 		log:      pc.Logger,
 		sessions: map[peer.ID]*sess{},
 		ended:    map[peer.ID]*peer.Session{},
@@ -157,6 +161,7 @@ type facade struct {
 	sys      *actor.ActorSystem
 	strategy actor.SupervisorStrategy
 	maxHS    int
+	maxPeers int
 	log      *slog.Logger
 	self     *actor.PID
 	sub      *eventstream.Subscription
@@ -596,6 +601,9 @@ func (f *facade) bindInbound(ctx actor.Context, hs *peer.Handshake) error {
 		}
 		f.attach(ctx, s, hs)
 		return nil
+	}
+	if f.maxPeers > 0 && len(f.bySess) >= f.maxPeers {
+		return &wire.ProtocolError{Code: wire.CodeBusy, Reason: fmt.Sprintf("the node has its maximum of %d peers", f.maxPeers)}
 	}
 	ps := peer.NewSession(f.core.cfg, "")
 	ps.SetID(name)
