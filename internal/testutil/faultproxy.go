@@ -94,7 +94,14 @@ type Proxy struct {
 // NewProxy listens on 127.0.0.1:0 and forwards each accepted connection to
 // target, a "host:port" address that should itself be on loopback.
 func NewProxy(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return NewProxyOn("127.0.0.1:0", target)
+}
+
+// NewProxyOn is NewProxy listening on listen (a "host:port"), for tests
+// whose clients live in network namespaces and reach the test process on
+// a bridge address.
+func NewProxyOn(listen, target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,294 @@
+// Command node is the process the reliability suite starts, kills and
+// restarts: a minimal slc node that sends or receives numbered messages and
+// reports, one line per event, on standard output.
+//
+//	node recv -name R -listen ADDR          prints "ready ADDR", then "got FROM N" per message
+//	node send -name S -to ADDR -n N [-from K] [-size B] [-rate R]
+//	                                        prints "sent N" per message, "acked N", "done"
+//	node churn -to ADDR -peers P -for D     connects and disconnects P peers in a loop
+//
+// Every node also prints its slc events ("event ..."). It exits 0 when its
+// work is done, and on SIGTERM or SIGINT after closing cleanly.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/actors"
+)
+
+// Seq is the numbered message; the tests decode nothing else.
+type Seq struct {
+	N       int
+	Payload []byte
+}
+
+func init() { slc.Register[Seq]("reliability.Seq") }
+
+var out = struct {
+	sync.Mutex
+	w *bufio.Writer
+}{w: bufio.NewWriterSize(os.Stdout, 64<<10)}
+
+func say(format string, args ...any) {
+	out.Lock()
+	fmt.Fprintf(out.w, format+"\n", args...)
+	out.Unlock()
+}
+
+func flush() {
+	out.Lock()
+	out.w.Flush()
+	out.Unlock()
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: node recv|send|churn [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Output is flushed often so a SIGKILL loses little, and always before
+	// a line the test waits for.
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				flush()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var err error
+	switch os.Args[1] {
+	case "recv":
+		err = recv(ctx, os.Args[2:])
+	case "send":
+		err = send(ctx, os.Args[2:])
+	case "churn":
+		err = churn(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown mode %q", os.Args[1])
+	}
+	flush()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "node:", err)
+		os.Exit(1)
+	}
+}
+
+// common flags
+type common struct {
+	name      string
+	heartbeat time.Duration
+	timeout   time.Duration
+	linger    time.Duration
+	events    bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.name, "name", "", "node name")
+	fs.DurationVar(&c.heartbeat, "heartbeat", 100*time.Millisecond, "heartbeat interval")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "connect timeout; the heartbeat timeout is 5x the interval")
+	fs.BoolVar(&c.events, "events", true, "print slc events")
+	fs.DurationVar(&c.linger, "linger", time.Hour, "how long a session a peer dialed waits for it to come back")
+}
+
+func (c *common) node(extra ...slc.Option) (*slc.Communicator, error) {
+	opts := append([]slc.Option{
+		slc.WithName(c.name),
+		slc.WithTimeout(c.timeout),
+		slc.WithHeartbeat(c.heartbeat, 5*c.heartbeat),
+		slc.WithRetries(slc.RetryForever),
+		slc.WithLinger(c.linger),
+	}, extra...)
+	comm, err := slc.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !c.events {
+		return comm, nil
+	}
+	comm.ActorSystem().EventStream.Subscribe(func(ev any) {
+		switch e := ev.(type) {
+		case *actors.PeerConnected:
+			say("event connected %s resumed=%v restarted=%v", e.Peer, e.Resumed, e.Restarted)
+		case *actors.PeerDisconnected:
+			say("event disconnected %s final=%v", e.Peer, e.Final)
+		case *actors.PeerLost:
+			say("event lost %s undelivered=%d", e.Peer, len(e.Undelivered))
+		case *actors.PeerReconnecting:
+			say("event reconnecting attempt=%d", e.Attempt)
+		}
+	})
+	return comm, nil
+}
+
+func recv(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("recv", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	addr := fs.String("listen", "127.0.0.1:0", "listen address")
+	stats := fs.Duration("stats", 0, "print goroutine and heap figures at this interval")
+	fs.Parse(args)
+	comm, err := c.node()
+	if err != nil {
+		return err
+	}
+	defer comm.Close()
+	bound, err := comm.Listen(ctx, *addr)
+	if err != nil {
+		return err
+	}
+	say("ready %s", bound)
+	flush()
+	if *stats > 0 {
+		go func() {
+			t := time.NewTicker(*stats)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					var ms runtime.MemStats
+					if *stats >= 100*time.Millisecond {
+						runtime.GC()
+					}
+					runtime.ReadMemStats(&ms)
+					say("stats goroutines=%d heap=%d peers=%d pending=%d", runtime.NumGoroutine(), ms.HeapAlloc, len(comm.Peers()), comm.Pending())
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	for {
+		m, err := comm.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		if s, ok := m.Body.(Seq); ok {
+			// Written at once: a message the application took must be
+			// counted even if the process is killed right after.
+			out.Lock()
+			out.w.Flush()
+			fmt.Fprintf(os.Stdout, "got %s %d\n", m.From, s.N)
+			out.Unlock()
+		}
+	}
+}
+
+func send(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("send", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	to := fs.String("to", "", "address to connect to")
+	n := fs.Int("n", 1000, "messages to send")
+	from := fs.Int("from", 1, "first message number")
+	size := fs.Int("size", 0, "payload bytes per message")
+	rate := fs.Int("rate", 0, "messages per second (0: as fast as possible)")
+	fs.Parse(args)
+	comm, err := c.node()
+	if err != nil {
+		return err
+	}
+	defer comm.Close()
+	peer, err := comm.Connect(ctx, *to)
+	if err != nil {
+		return err
+	}
+	say("connected %s", peer)
+	payload := make([]byte, *size)
+	var tick *time.Ticker
+	if *rate > 0 {
+		tick = time.NewTicker(time.Second / time.Duration(*rate))
+		defer tick.Stop()
+	}
+	var last slc.MsgID
+	for i := *from; i < *from+*n; i++ {
+		if tick != nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		id, err := comm.Send(ctx, Seq{N: i, Payload: payload}, peer)
+		if err != nil {
+			return fmt.Errorf("send %d: %w", i, err)
+		}
+		last = id
+		say("sent %d", i)
+	}
+	if err := comm.WaitAcknowledged(ctx, last, peer); err != nil {
+		return err
+	}
+	say("acked %d", *from+*n-1)
+	if err := comm.Disconnect(ctx, peer); err != nil {
+		return err
+	}
+	say("done")
+	return nil
+}
+
+func churn(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("churn", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	to := fs.String("to", "", "address to connect to")
+	peers := fs.Int("peers", 100, "peers")
+	dur := fs.Duration("for", 10*time.Second, "how long to churn")
+	fs.Parse(args)
+	c.events = false
+	ctx, cancel := context.WithTimeout(ctx, *dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	cycles, sent := 0, 0
+	var firstErr error
+	for p := 0; p < *peers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			pc := c
+			pc.name = fmt.Sprintf("%s-%d", c.name, p)
+			for k := 0; ctx.Err() == nil; k++ {
+				comm, err := pc.node()
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				if peer, err := comm.Connect(ctx, *to); err == nil {
+					id, err := comm.Send(ctx, Seq{N: p*1000000 + k}, peer)
+					if err == nil && comm.WaitAcknowledged(ctx, id, peer) == nil {
+						comm.Disconnect(ctx, peer)
+						mu.Lock()
+						cycles++
+						sent++
+						mu.Unlock()
+					}
+				}
+				comm.Close()
+			}
+		}(p)
+	}
+	wg.Wait()
+	say("churned cycles=%d acked=%d", cycles, sent)
+	return firstErr
+}
