@@ -2,9 +2,9 @@ package reliability_test
 
 import (
 	"context"
-	"os"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
