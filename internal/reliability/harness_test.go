@@ -179,14 +179,15 @@ func (h *hosts) shape(t *testing.T, i int, rate string) bool {
 
 // proc is a running node process whose output lines the test reads.
 type proc struct {
-	t     *testing.T
-	name  string
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan struct{}
-	err   error
-	mu    sync.Mutex
-	all   []string
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	sig  chan struct{} // a new line, or the end
+	done chan struct{}
+	err  error
+	mu   sync.Mutex
+	all  []string
+	next int // where waitLine goes on reading
 }
 
 func (h *hosts) start(t *testing.T, i int, label string, args ...string) *proc {
@@ -201,17 +202,16 @@ func (h *hosts) start(t *testing.T, i int, label string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", label, err)
 	}
-	p := &proc{t: t, name: label, cmd: cmd, lines: make(chan string, 1<<16), done: make(chan struct{})}
+	p := &proc{t: t, name: label, cmd: cmd, sig: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			line := sc.Text()
 			p.mu.Lock()
-			p.all = append(p.all, line)
+			p.all = append(p.all, sc.Text())
 			p.mu.Unlock()
 			select {
-			case p.lines <- line:
+			case p.sig <- struct{}{}:
 			default:
 			}
 		}
@@ -235,16 +235,34 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 }
 
 // waitLine returns the first line with the prefix, reading on from where
-// the last wait stopped.
+// the last wait stopped. Every line is kept, so none is missed however
+// much the process prints.
 func (p *proc) waitLine(ctx context.Context, prefix string) string {
 	p.t.Helper()
 	for {
-		select {
-		case line := <-p.lines:
+		p.mu.Lock()
+		for p.next < len(p.all) {
+			line := p.all[p.next]
+			p.next++
 			if strings.HasPrefix(line, prefix) {
+				p.mu.Unlock()
 				return line
 			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.sig:
 		case <-p.done:
+			// The output is complete once done is closed: look once more.
+			p.mu.Lock()
+			rest := p.all[p.next:]
+			p.next = len(p.all)
+			p.mu.Unlock()
+			for _, line := range rest {
+				if strings.HasPrefix(line, prefix) {
+					return line
+				}
+			}
 			p.t.Fatalf("%s exited (%v) before printing %q", p.name, p.err, prefix)
 		case <-ctx.Done():
 			p.t.Fatalf("%s: no %q: %v", p.name, prefix, ctx.Err())
