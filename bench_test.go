@@ -128,3 +128,39 @@ func BenchmarkSendAcked64(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkEcho64 is a request/echo round trip of a typed 64-byte
+// message: one op is one round trip.
+func BenchmarkEcho64(b *testing.B) {
+	rx, tx, to := benchPair(b)
+	msg := Small{Sensor: "sensor-0001", Value: 21.5, Note: "0123456789abcdef0123456789abcdef"}
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < b.N; i++ {
+			m, err := rx.Receive(ctx)
+			if err != nil {
+				done <- err
+				return
+			}
+			if _, err := rx.Send(ctx, m.Body, m.From); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tx.Send(ctx, msg, to); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}

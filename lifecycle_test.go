@@ -355,3 +355,45 @@ func TestConnectTwice(t *testing.T) {
 		t.Fatalf("%+v, %v", m, err)
 	}
 }
+
+// A message the application took just before closing is acknowledged by the
+// goodbye: the sender's WaitAcknowledged succeeds. The last ACK is written
+// only after the reader has finished placing messages in the mailbox.
+func TestReceiveThenCloseAcknowledges(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		ctx := testCtx(t, 20*time.Second)
+		a, b, aID := connectPair(t, ctx, nil, nil)
+		id, err := b.Send(ctx, Seq{N: i}, aID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		if err := b.WaitAcknowledged(ctx, id, aID); err != nil {
+			t.Fatalf("round %d: a received message %d and closed, but the sender saw %v", i, id, err)
+		}
+		b.Close()
+	}
+}
+
+// Disconnecting from a peer that already said goodbye, with everything
+// acknowledged, succeeds.
+func TestDisconnectAfterRemoteGoodbye(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	a, b, aID := connectPair(t, ctx, nil, nil)
+	ev := watch(t, b)
+	id, _ := b.Send(ctx, Seq{N: 1}, aID)
+	if err := b.WaitAcknowledged(ctx, id, aID); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	ev.wait(ctx, t, "final PeerDisconnected", func(e any) bool {
+		d, ok := e.(*actors.PeerDisconnected)
+		return ok && d.Final
+	})
+	if err := b.Disconnect(ctx, aID); err != nil {
+		t.Fatalf("Disconnect after the peer's goodbye = %v; want nil (nothing was lost)", err)
+	}
+}

@@ -92,6 +92,10 @@ type Config struct {
 	Security peer.Security
 	// Instance identifies this run of the node (default: random).
 	Instance uint64
+	// Interfaces names the network interfaces mDNS discovery uses
+	// (default: every multicast-capable interface that is up); see
+	// WithInterfaces.
+	Interfaces []string
 }
 
 // DefaultConfig returns the defaults.
@@ -146,6 +150,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("slc: max peers must be positive")
 	case c.CompressMin < 0:
 		return fmt.Errorf("slc: negative compression threshold")
+	}
+	// A security layer checks its own settings: an identity without a
+	// way to trust peers, say, is refused here rather than at the first
+	// handshake.
+	if v, ok := c.Security.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
 	}
 	pc := c.peerConfig()
 	pc.Inbox = noInbox{}

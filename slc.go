@@ -95,6 +95,7 @@ func New(opts ...Option) (*Communicator, error) {
 		Retries:       retries,
 		MaxHandshakes: cfg.MaxHandshakes,
 		MaxPeers:      cfg.MaxPeers,
+		Discovery:     actors.DiscoveryConfig{Interfaces: cfg.Interfaces},
 	})
 	if err != nil {
 		if c.ownSys {

@@ -258,6 +258,15 @@ func (c *Core) Flush(ctx context.Context, to ...peer.ID) error {
 		for _, id := range to {
 			s := t.live[id]
 			if s == nil {
+				// A session that ended already (the peer said goodbye, or
+				// was lost) has nothing more to flush; it reports what it
+				// could not deliver.
+				if e := t.ended[id]; e != nil {
+					if lost := e.Undelivered(); len(lost) > 0 {
+						return &peer.PeerError{Peer: id, Op: "disconnect", Err: fmt.Errorf("%d messages were not delivered: %w", len(lost), e.Err())}
+					}
+					continue
+				}
 				return &peer.PeerError{Peer: id, Op: "disconnect", Err: peer.ErrUnknownPeer}
 			}
 			ss = append(ss, s)

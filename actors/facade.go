@@ -39,6 +39,8 @@ type Config struct {
 	// MaxPeers bounds the sessions; a node that connects past it is
 	// refused as busy (0: no limit).
 	MaxPeers int
+	// Discovery configures mDNS advertising and browsing.
+	Discovery DiscoveryConfig
 }
 
 // Start spawns a facade actor on sys and returns its data path and PID.
@@ -73,12 +75,19 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 		lns:      map[string]*actor.PID{},
 		lnByPID:  map[string]string{},
 		subs:     map[string]func(){},
+		disc:     newDiscoveryState(cfg.Discovery, sys, pc.Logger),
 	}
 	pc.Hooks.Acked = func(p peer.ID, upTo peer.MsgID) {
 		sys.EventStream.Publish(&MessagesAcknowledged{Peer: p, UpTo: upTo})
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return f }, actor.WithSupervisor(strategy))
 	pid := sys.Root.SpawnPrefix(props, "slc-"+sanitize(pc.Name)+"-")
+	// Wait until the facade has run Started (it subscribes to the event
+	// stream there), so nothing the caller does next races with it.
+	if _, err := sys.Root.RequestFuture(pid, &GetPeers{}, 10*time.Second).Result(); err != nil {
+		sys.Root.Stop(pid)
+		return nil, nil, fmt.Errorf("slc: start: %w", err)
+	}
 	core.stop = func() error {
 		core.closed.Store(true)
 		err := sys.Root.StopFuture(pid).Wait()
@@ -110,7 +119,6 @@ type sess struct {
 	s          *peer.Session
 	pid        *actor.PID
 	live       bool            // cur completed its RESUME exchange
-	everUp     bool            // some connection of the session completed its RESUME exchange
 	cur        *peer.Handshake // the connection serving the session, or about to
 	dialedByUs bool            // this side dialed cur
 	instance   uint64          // the remote instance behind cur
@@ -177,6 +185,7 @@ type facade struct {
 	subs     map[string]func()
 	closing  bool
 	nchild   int
+	disc     *discoveryState // actors/discovery.go
 }
 
 func (f *facade) Receive(ctx actor.Context) {
@@ -204,6 +213,7 @@ func (f *facade) Receive(ctx actor.Context) {
 		if b, ok := f.strategy.(*supervisor.Backoff); ok {
 			b.Cancel(ctx.Children()...)
 		}
+		f.stopDiscovery(ctx)
 		f.worker.stop()
 
 	case *Listen:
@@ -262,6 +272,8 @@ func (f *facade) Receive(ctx actor.Context) {
 		ctx.Respond(&Unsubscribed{})
 	case *GetPeers:
 		ctx.Respond(&Peers{Peers: f.peerInfos()})
+	case discoveryMsg:
+		f.discovery(ctx, m)
 	}
 }
 
@@ -381,6 +393,10 @@ func (f *facade) rejected(addr, name string, err error) {
 // --- connect ---
 
 func (f *facade) connect(ctx actor.Context, m *Connect) {
+	if name, ok := strings.CutPrefix(m.Addr, "mdns:"); ok {
+		f.connectByName(ctx, m, name)
+		return
+	}
 	replyTo := ctx.Sender()
 	if f.closing {
 		ctx.Respond(&ConnectResult{Err: peer.ErrClosed})
@@ -434,10 +450,13 @@ func (f *facade) resolve(ctx actor.Context, s *sess, err error) {
 }
 
 func (f *facade) expire(ctx actor.Context, s *sess, replyTo *actor.PID) {
-	f.cancelWaiter(ctx, s, replyTo, fmt.Errorf("slc: connect to %s: %w", s.s.DialAddr(), context.DeadlineExceeded))
+	f.cancelWaiter(ctx, s, replyTo, fmt.Errorf("connect to %s: %w", s.s.DialAddr(), context.DeadlineExceeded))
 }
 
 func (f *facade) cancelConnect(ctx actor.Context, replyTo *actor.PID, err error) {
+	if f.cancelByName(replyTo) {
+		return
+	}
 	for _, s := range f.bySess {
 		for _, w := range s.waiters {
 			if w.replyTo.Equal(replyTo) {
@@ -520,6 +539,9 @@ func (f *facade) bindOutbound(ctx actor.Context, m *peer.BindRequest) *peer.Bind
 	if req == nil || f.closing {
 		hs.Close()
 		return &peer.BindReply{Err: peer.ErrClosed}
+	}
+	if err := f.checkAdvertisedKey(req, hs); err != nil {
+		return &peer.BindReply{Err: err}
 	}
 	name := peer.ID(hs.Remote.Name)
 	if id := req.s.ID(); id != "" {
@@ -639,13 +661,20 @@ func (f *facade) up(ctx actor.Context, m *peer.Up) {
 	if s == nil || s.cur != m.Conn {
 		return // superseded already: the actor is replacing it
 	}
-	s.live, s.everUp, s.addr = true, true, m.Addr
-	f.publish(&PeerConnected{Peer: m.Session.ID(), Addr: m.Addr, Inbound: !m.Dialed, Resumed: m.Resumed, Restarted: m.Restarted, Abandoned: m.Abandoned})
+	s.live, s.addr = true, m.Addr
+	key := ""
+	if m.Conn != nil && m.Conn.Identity != nil {
+		key = m.Conn.Identity.Fingerprint()
+	}
+	f.publish(&PeerConnected{Peer: m.Session.ID(), Addr: m.Addr, Inbound: !m.Dialed, Resumed: m.Resumed, Restarted: m.Restarted, Instance: m.Instance, Key: key, Abandoned: m.Abandoned})
 	f.resolve(ctx, s, nil)
 }
 
 // terminated handles a child that stopped.
 func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
+	if f.advertiserTerminated(ctx, who) {
+		return
+	}
 	if addr, ok := f.lnByPID[who.Id]; ok {
 		delete(f.lnByPID, who.Id)
 		if f.lns[addr] != nil && f.lns[addr].Equal(who) {
@@ -683,7 +712,7 @@ func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
 	f.retire(ctx, s, s.s.Err())
 	// A session that never came up was reported by HandshakeRejected or
 	// by its Connect's error; it is not a lost peer.
-	if err := s.s.Err(); s.s.ID() != "" && s.everUp && !s.redirected && !s.reported {
+	if err := s.s.Err(); s.s.ID() != "" && s.s.EverUp() && !s.redirected && !s.reported {
 		var gb *peer.GoodbyeError
 		if errors.As(err, &gb) {
 			f.publish(&PeerDisconnected{Peer: s.s.ID(), Err: err, Final: true, Undelivered: s.s.Undelivered()})
@@ -701,7 +730,7 @@ func (f *facade) terminated(ctx actor.Context, who *actor.PID) {
 // get err.
 func (f *facade) retire(ctx actor.Context, s *sess, err error) {
 	for _, w := range s.waiters {
-		f.reply(ctx, w, "", fmt.Errorf("slc: connect to %s: %w", s.s.DialAddr(), err))
+		f.reply(ctx, w, "", fmt.Errorf("connect to %s: %w", s.s.DialAddr(), err))
 	}
 	s.waiters = nil
 	id := s.s.ID()

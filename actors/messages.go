@@ -171,6 +171,8 @@ type (
 		Inbound   bool
 		Resumed   bool
 		Restarted bool
+		Instance  uint64 // the remote's instance: it changes when the remote restarts
+		Key       string // secure mode: the fingerprint of the key the peer proved
 		Abandoned []peer.MsgID
 	}
 

@@ -432,7 +432,7 @@ func TestMsgpackAllocs(t *testing.T) {
 		o := order{ID: 42, Name: "widget", Price: 9.99, Paid: true}
 		var v any = &o
 		buf := make([]byte, 0, 256)
-		allocs := testing.AllocsPerRun(1000, func() {
+		allocs := steadyAllocs(func() {
 			var err error
 			buf, err = s.Append(buf[:0], v)
 			if err != nil {
@@ -444,7 +444,7 @@ func TestMsgpackAllocs(t *testing.T) {
 		}
 
 		var got order
-		allocs = testing.AllocsPerRun(1000, func() {
+		allocs = steadyAllocs(func() {
 			if err := s.Unmarshal(buf, &got); err != nil {
 				panic(err)
 			}
@@ -495,4 +495,15 @@ func TestSerializersConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// steadyAllocs is the least of a few testing.AllocsPerRun measurements:
+// under the race detector sync.Pool drops items at random, which adds
+// allocations now and then; the steady state is what the tests pin.
+func steadyAllocs(f func()) float64 {
+	least := testing.AllocsPerRun(1000, f)
+	for i := 0; i < 4; i++ {
+		least = min(least, testing.AllocsPerRun(1000, f))
+	}
+	return least
 }

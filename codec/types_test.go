@@ -184,8 +184,18 @@ func TestTypeNameAllocs(t *testing.T) {
 	}
 	// Decoding a shipment with no items allocates the new value and its
 	// copy in the interface; the lookup by a []byte name adds nothing.
-	base := testing.AllocsPerRun(100, func() { _, _ = codec.Decode("test.shipment", mp, data) })
-	allocs = testing.AllocsPerRun(100, func() { _, _ = codec.DecodeBytesName(name, mp, data) })
+	// The race detector makes sync.Pool drop items at random, which adds
+	// allocations now and then: the steady state is the least of a few
+	// measurements.
+	steady := func(f func()) float64 {
+		least := testing.AllocsPerRun(100, f)
+		for i := 0; i < 4; i++ {
+			least = min(least, testing.AllocsPerRun(100, f))
+		}
+		return least
+	}
+	base := steady(func() { _, _ = codec.Decode("test.shipment", mp, data) })
+	allocs = steady(func() { _, _ = codec.DecodeBytesName(name, mp, data) })
 	if allocs != base || allocs > 2 {
 		t.Errorf("DecodeBytesName allocs = %v, Decode allocs = %v; want equal and at most 2", allocs, base)
 	}

@@ -156,7 +156,11 @@ func (a *Actor) handshake(ctx context.Context, sys *actor.ActorSystem, owner *ac
 	addr := peer.FormatAddr(nc.RemoteAddr())
 	hs, err := peer.RunHandshake(ctx, nc, a.cfg.Peer, false)
 	if err != nil {
-		a.rejected(addr, "", err)
+		name := ""
+		if hs != nil && hs.Remote != nil {
+			name = hs.Remote.Name
+		}
+		a.rejected(addr, name, err)
 		return
 	}
 	reply := make(chan error, 1)

@@ -124,6 +124,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 		resumed := a.s.State() != StateConnecting
 		a.c.up = true
+		a.s.everUp.Store(true)
 		a.s.failures = 0
 		a.s.state.Store(int32(StateConnected))
 		ctx.Send(ctx.Parent(), &Up{Session: a.s, Conn: a.c.hs, Addr: a.c.hs.Addr, Dialed: a.c.hs.Dialed,
@@ -242,6 +243,7 @@ func (a *Actor) serve(ctx actor.Context, hs *Handshake) {
 	gen := a.s.gen.Add(1)
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	a.c = startConn(a.s, hs, gen, func(m any) { root.Send(self, m) })
+	a.s.cur.Store(a.c)
 }
 
 func (a *Actor) connDown(ctx actor.Context, err error) {
@@ -334,6 +336,7 @@ func (a *Actor) teardown(bye *wire.Close) {
 	}
 	a.stopLinger()
 	if a.c != nil {
+		a.s.cur.CompareAndSwap(a.c, nil)
 		a.c.shutdown(bye)
 		a.s.out.abandon()
 		a.c = nil

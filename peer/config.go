@@ -47,7 +47,8 @@ type Security interface {
 	Mode() uint8
 	// Handshake authenticates both sides on conn and returns the
 	// connection to use from then on (which encrypts) and the remote's
-	// proven identity. initiator is true on the dialing side.
+	// proven identity. initiator is true on the dialing side. conn is a
+	// *PreambleConn, which also carries the preambles both sides sent.
 	Handshake(ctx context.Context, conn net.Conn, initiator bool) (net.Conn, Identity, error)
 	// Authorize decides whether the proven identity may use the name the
 	// remote's hello claims. It returns a *wire.ProtocolError with

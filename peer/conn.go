@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,7 @@ type conn struct {
 	notify  func(any)
 
 	stopW   chan struct{} // closed to make the writer finish
+	stopR   chan struct{} // closed to make the reader's mailbox push give up
 	done    chan struct{} // closed when the connection is torn down
 	resumed chan struct{} // closed when the remote's RESUME arrived
 	ackDue  chan struct{}
@@ -65,11 +67,30 @@ type conn struct {
 	wgR     sync.WaitGroup
 	stopped sync.Once
 
-	mu     sync.Mutex
-	pongs  []uint64
-	bye    *wire.Close // GOODBYE the writer sends before it exits
-	failed bool
-	err    error
+	mu      sync.Mutex
+	pongs   []uint64
+	bye     *wire.Close // GOODBYE the writer sends before it exits
+	failed  bool
+	err     error
+	closing bool // shutdown has begun: failures now are expected
+
+	dlMu        sync.Mutex
+	readStopped bool // shutdown stopped the reader (guarded by dlMu)
+
+	// Writing. wmu serializes writes on nc between the writer goroutine
+	// and a Send that finds the connection idle and writes its message at
+	// once; it guards the fields below.
+	wmu      sync.Mutex
+	wctrl    []byte
+	wbufs    [][]byte
+	lastAck  uint64
+	lastProg wire.Progress
+	sentRes  bool         // this side's RESUME is written: other frames may follow
+	gotRes   bool         // the remote's RESUME arrived: data may be written
+	wready   bool         // sentRes and gotRes
+	wdead    bool         // a write failed: nothing more is written
+	activity atomic.Bool  // something besides a lone PING was written since the last tick
+	lastW    atomic.Int64 // when the last write ended (UnixNano)
 
 	rtt       atomic.Int64
 	restarted bool // the remote's instance changed since the last connection
@@ -110,7 +131,7 @@ type connDown struct {
 func startConn(s *Session, hs *Handshake, gen uint64, notify func(any)) *conn {
 	c := &conn{
 		s: s, cfg: s.cfg, hs: hs, nc: hs.Conn, id: s.ID(), gen: gen, version: hs.Version, notify: notify,
-		stopW: make(chan struct{}), done: make(chan struct{}), resumed: make(chan struct{}),
+		stopW: make(chan struct{}), stopR: make(chan struct{}), done: make(chan struct{}), resumed: make(chan struct{}),
 		ackDue: make(chan struct{}, 1), ctrlDue: make(chan struct{}, 1),
 		types: make(map[string]string),
 	}
@@ -139,7 +160,7 @@ func startConn(s *Session, hs *Handshake, gen uint64, notify func(any)) *conn {
 // close the connection at once so both loops stop.
 func (c *conn) fail(err error) {
 	c.mu.Lock()
-	if c.failed {
+	if c.failed || c.closing {
 		c.mu.Unlock()
 		return
 	}
@@ -163,18 +184,28 @@ func (c *conn) closeStopW() { c.stopped.Do(func() { close(c.stopW) }) }
 
 // shutdown stops the connection and waits for both loops. bye, if not nil,
 // is sent as the last frame.
+//
+// The reader stops first: it finishes the batch it is placing in the
+// mailbox, so the writer's last ACK covers every message the application
+// can see. Only then does the writer send its final frames.
 func (c *conn) shutdown(bye *wire.Close) {
 	c.mu.Lock()
+	c.closing = true
 	if bye != nil && c.bye == nil {
 		c.bye = bye
 	}
 	c.mu.Unlock()
+	c.dlMu.Lock()
+	c.readStopped = true
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.dlMu.Unlock()
+	close(c.stopR)
+	c.wgR.Wait()
 	c.closeStopW()
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.wgW.Wait()
 	c.nc.Close()
 	close(c.done)
-	c.wgR.Wait()
 }
 
 // silence is how long the connection may stay quiet before it is dead.
@@ -186,18 +217,30 @@ func (c *conn) silence() time.Duration {
 // time spent waiting for the network counts, not time spent blocked on a
 // full mailbox.
 type deadlineReader struct {
+	c  *conn
 	nc net.Conn
 	d  time.Duration
 }
 
 func (r deadlineReader) Read(p []byte) (int, error) {
-	if err := r.nc.SetReadDeadline(time.Now().Add(r.d)); err != nil {
+	// Arming the deadline and shutdown's stop are ordered by dlMu, so a
+	// stop is never undone by a read that re-arms the deadline.
+	r.c.dlMu.Lock()
+	if r.c.readStopped {
+		r.c.dlMu.Unlock()
+		return 0, net.ErrClosed
+	}
+	err := r.nc.SetReadDeadline(time.Now().Add(r.d))
+	r.c.dlMu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	n, err := r.nc.Read(p)
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() {
-		err = &HeartbeatError{Silent: r.d}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = &HeartbeatError{Silent: r.d}
+		}
 	}
 	return n, err
 }
@@ -232,6 +275,10 @@ func (c *conn) readLoop() {
 			c.fail(err)
 			return
 		}
+		c.wmu.Lock()
+		c.gotRes = true
+		c.wready = c.sentRes
+		c.wmu.Unlock()
 		close(c.resumed)
 		c.notify(&connUp{gen: c.gen, delivered: r.Delivered, abandoned: abandoned})
 	case wire.TypeReject, wire.TypeGoodbye:
@@ -251,7 +298,7 @@ func (c *conn) readLoop() {
 		return
 	}
 
-	fr.SetSource(deadlineReader{nc: c.nc, d: c.silence()})
+	fr.SetSource(deadlineReader{c: c, nc: c.nc, d: c.silence()})
 	c.batch = make([]Message, 0, 64)
 	for {
 		retained := false
@@ -485,7 +532,7 @@ func (c *conn) flush() error {
 	if len(c.batch) == 0 {
 		return nil
 	}
-	n, err := c.cfg.Inbox.Push(c.done, c.id, c.batch)
+	n, err := c.cfg.Inbox.Push(c.stopR, c.id, c.batch)
 	if n > 0 {
 		c.s.delivered.Store(uint64(c.batch[n-1].ID))
 		signal(c.ackDue)
@@ -508,109 +555,205 @@ func signal(ch chan struct{}) {
 func (c *conn) writeLoop() {
 	defer c.wgW.Done()
 	nc := c.nc
+	// RESUME is the first frame this side writes; a direct write from a
+	// Send waits for it (sentRes), however early the remote's RESUME is.
+	c.wmu.Lock()
 	nc.SetWriteDeadline(c.hs.Deadline)
-	ctrl := wire.AppendResume(make([]byte, 0, 512), c.version, c.resume)
-	if _, err := nc.Write(ctrl); err != nil {
+	if _, err := nc.Write(wire.AppendResume(make([]byte, 0, 64), c.version, c.resume)); err != nil {
+		c.wdead = true
+		c.wmu.Unlock()
 		c.fail(err)
 		return
 	}
 	nc.SetWriteDeadline(time.Time{})
-	ctrl = ctrl[:0]
-	lastAck := c.resume.Delivered
-	lastProg := wire.Progress{Seq: c.resume.Partial, Chunks: c.resume.Chunks}
-	resumed := false
-	bufs := make([][]byte, 0, 16)
+	c.sentRes = true
+	c.wready = c.gotRes
+	c.wctrl = make([]byte, 0, 512)
+	c.wbufs = make([][]byte, 0, 16)
+	c.lastAck = c.resume.Delivered
+	c.lastProg = wire.Progress{Seq: c.resume.Partial, Chunks: c.resume.Chunks}
+	c.wmu.Unlock()
 	tick := time.NewTicker(c.cfg.Heartbeat)
 	defer tick.Stop()
-	wroteSinceTick, pingDue := false, false
+	pingDue := false
 	for {
-		stopping := false
 		select {
 		case <-c.stopW:
-			stopping = true
+			c.wmu.Lock()
+			c.writeFinalLocked()
+			c.wmu.Unlock()
+			return
 		default:
 		}
-		if !resumed {
-			select {
-			case <-c.resumed:
-				resumed = true
-			default:
-			}
-		}
-		if d := c.s.delivered.Load(); d > lastAck {
-			ctrl = wire.AppendAck(ctrl, c.version, d)
-			lastAck = d
-		}
-		if p := c.s.getProgress(); p.Seq != 0 && p != lastProg {
-			ctrl = wire.AppendProgress(ctrl, c.version, p)
-			lastProg = p
-		}
-		c.mu.Lock()
-		for _, n := range c.pongs {
-			ctrl = wire.AppendPing(ctrl, c.version, true, n)
-		}
-		c.pongs = c.pongs[:0]
-		bye := c.bye
-		c.mu.Unlock()
-		pinged := pingDue
-		if pingDue {
-			ctrl = wire.AppendPing(ctrl, c.version, false, uint64(time.Now().UnixNano()))
-			pingDue = false
-		}
-		if stopping {
-			if bye != nil {
-				ctrl = wire.AppendClose(ctrl, c.version, wire.TypeGoodbye, *bye)
-			}
-			if len(ctrl) > 0 {
-				nc.Write(ctrl)
-			}
+		c.wmu.Lock()
+		wrote, err := c.flushLocked(pingDue)
+		c.wmu.Unlock()
+		pingDue = false
+		if err != nil {
+			c.fail(err)
 			return
 		}
-		bufs = bufs[:0]
-		if len(ctrl) > 0 {
-			bufs = append(bufs, ctrl)
-		}
-		took := false
-		if resumed {
-			bufs, took = c.s.out.take(bufs, c.cfg.WriteBatch)
-		}
-		if len(bufs) > 0 {
-			nb := net.Buffers(bufs)
-			_, err := nb.WriteTo(nc)
-			if err != nil {
-				if took {
-					c.s.out.abandon()
-				}
-				c.fail(err)
-				return
-			}
-			if took {
-				c.s.out.wrote()
-			}
-			// A write that carried only the heartbeat is not activity: the
-			// next tick pings again, so an idle connection pings every
-			// interval.
-			if !pinged || took || len(ctrl) > wire.HeaderLen+8 {
-				wroteSinceTick = true
-			}
-			ctrl = ctrl[:0]
+		if wrote {
 			continue
 		}
 		resumedCh := c.resumed
-		if resumed {
+		if c.isReady() {
 			resumedCh = nil
 		}
 		select {
 		case <-c.s.out.kick:
 		case <-c.ackDue:
+			// Only an ACK to send: give the application, which has just
+			// been handed the message, one chance to answer first; its
+			// direct write then carries the ACK in the same packet.
+			if c.s.out.idle() {
+				runtime.Gosched()
+			}
 		case <-c.ctrlDue:
 		case <-resumedCh:
 		case <-tick.C:
-			pingDue = !wroteSinceTick
-			wroteSinceTick = false
+			// An idle connection pings every interval; one that wrote
+			// something else since the last tick needs no ping.
+			pingDue = !c.activity.Swap(false)
 		case <-c.stopW:
 		case <-c.done:
 			return
 		}
 	}
+}
+
+func (c *conn) isReady() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wready
+}
+
+// flushLocked writes what is pending: control frames (ACK, PROGRESS,
+// PONGs, and a PING when ping is set), then, once the remote resumed, the
+// outbound log. It reports whether it wrote anything. Called with wmu
+// held.
+func (c *conn) flushLocked(ping bool) (bool, error) {
+	if c.wdead || !c.sentRes {
+		return false, nil
+	}
+	ctrl := c.wctrl[:0]
+	if d := c.s.delivered.Load(); d > c.lastAck {
+		ctrl = wire.AppendAck(ctrl, c.version, d)
+		c.lastAck = d
+	}
+	if p := c.s.getProgress(); p.Seq != 0 && p != c.lastProg {
+		ctrl = wire.AppendProgress(ctrl, c.version, p)
+		c.lastProg = p
+	}
+	c.mu.Lock()
+	for _, n := range c.pongs {
+		ctrl = wire.AppendPing(ctrl, c.version, true, n)
+	}
+	c.pongs = c.pongs[:0]
+	c.mu.Unlock()
+	onlyPing := ping && len(ctrl) == 0
+	if ping {
+		ctrl = wire.AppendPing(ctrl, c.version, false, uint64(time.Now().UnixNano()))
+	}
+	bufs := c.wbufs[:0]
+	if len(ctrl) > 0 {
+		bufs = append(bufs, ctrl)
+	}
+	took := false
+	if c.wready {
+		bufs, took = c.s.out.take(bufs, c.cfg.WriteBatch)
+	}
+	c.wctrl = ctrl[:0]
+	if len(bufs) == 0 {
+		return false, nil
+	}
+	_, err := writeBuffers(c.nc, bufs)
+	clear(bufs)
+	c.wbufs = bufs[:0]
+	if err != nil {
+		c.wdead = true
+		if took {
+			c.s.out.abandon()
+		}
+		return false, err
+	}
+	if took {
+		c.s.out.wrote()
+	}
+	if took || !onlyPing {
+		c.activity.Store(true)
+	}
+	c.lastW.Store(time.Now().UnixNano())
+	return true, nil
+}
+
+// writeFinalLocked writes the last frames of a connection that is being
+// shut down: a final ACK and PROGRESS, PONGs, and the GOODBYE if one is
+// set. Called with wmu held.
+func (c *conn) writeFinalLocked() {
+	if c.wdead || !c.sentRes {
+		return
+	}
+	ctrl := c.wctrl[:0]
+	if d := c.s.delivered.Load(); d > c.lastAck {
+		ctrl = wire.AppendAck(ctrl, c.version, d)
+		c.lastAck = d
+	}
+	c.mu.Lock()
+	for _, n := range c.pongs {
+		ctrl = wire.AppendPing(ctrl, c.version, true, n)
+	}
+	c.pongs = c.pongs[:0]
+	bye := c.bye
+	c.mu.Unlock()
+	if bye != nil {
+		ctrl = wire.AppendClose(ctrl, c.version, wire.TypeGoodbye, *bye)
+	}
+	if len(ctrl) > 0 {
+		c.nc.Write(ctrl)
+	}
+	c.wdead = true
+}
+
+// directAfter is how long a connection must have been quiet for a Send to
+// write its message itself. A sender that sends again sooner is streaming:
+// its messages go to the writer goroutine, which sends them in batches.
+const directAfter = 20 * time.Microsecond
+
+// writeNow is called by a Send that appended to an idle log. When the
+// connection has been quiet for directAfter and no write is in progress,
+// it writes the message (with any pending ACK) on the caller's goroutine,
+// saving the hand-off to the writer: a request, or a reply to one, leaves
+// at once. Otherwise it leaves the message to the writer.
+func (c *conn) writeNow() bool {
+	if time.Now().UnixNano()-c.lastW.Load() < int64(directAfter) || !c.wmu.TryLock() {
+		return false
+	}
+	if !c.wready {
+		c.wmu.Unlock()
+		return false
+	}
+	_, err := c.flushLocked(false)
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(err)
+	}
+	return true
+}
+
+// BuffersWriter is implemented by connections that write several buffers
+// better in one call than in one Write each, as secure.Conn does (it
+// encrypts them into as few records as possible). The writer uses it
+// instead of net.Buffers, whose vectored write only TCP and Unix sockets
+// get.
+type BuffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int64, error)
+}
+
+func writeBuffers(nc net.Conn, bufs [][]byte) (int64, error) {
+	if bw, ok := nc.(BuffersWriter); ok {
+		return bw.WriteBuffers(bufs)
+	}
+	nb := net.Buffers(bufs)
+	return nb.WriteTo(nc)
 }

@@ -38,9 +38,9 @@ func (e *PeerError) Error() string {
 		who = fmt.Sprintf("%s (%s)", e.Peer, e.Addr)
 	}
 	if who == "" {
-		return fmt.Sprintf("slc: %s: %v", e.Op, e.Err)
+		return fmt.Sprintf("%s: %v", e.Op, e.Err)
 	}
-	return fmt.Sprintf("slc: peer %s: %s: %v", who, e.Op, e.Err)
+	return fmt.Sprintf("peer %s: %s: %v", who, e.Op, e.Err)
 }
 
 func (e *PeerError) Unwrap() error { return e.Err }

@@ -37,7 +37,10 @@ func (h *Handshake) Close() error { return h.Conn.Close() }
 // conn: preamble, security upgrade and hello exchange. It honors ctx and
 // cfg.Timeout, whichever ends first. On failure the connection is closed
 // and the error says why; a rejection this side decided is also sent to
-// the remote in a REJECT frame so both sides report the same reason.
+// the remote in a REJECT frame so both sides report the same reason. When
+// the failure comes after the remote's hello was read, the returned
+// Handshake (closed) still carries it in Remote, to name the remote in
+// reports.
 func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) (_ *Handshake, err error) {
 	deadline := time.Now().Add(cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -64,7 +67,8 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 		mode = cfg.Security.Mode()
 	}
 	local := wire.Preamble{Min: wire.MinVersion, Max: wire.MaxVersion, Mode: mode}
-	if _, err := conn.Write(wire.AppendPreamble(make([]byte, 0, wire.PreambleLen), local)); err != nil {
+	sent := wire.AppendPreamble(make([]byte, 0, wire.PreambleLen), local)
+	if _, err := conn.Write(sent); err != nil {
 		return nil, hsErr(ctx, "preamble", err)
 	}
 	var pre [wire.PreambleLen]byte
@@ -80,7 +84,7 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 	}
 
 	if cfg.Security != nil {
-		sc, id, err := cfg.Security.Handshake(ctx, conn, dialed)
+		sc, id, err := cfg.Security.Handshake(ctx, &PreambleConn{Conn: conn, Local: [wire.PreambleLen]byte(sent), Remote: pre}, dialed)
 		if err != nil {
 			return nil, hsErr(ctx, "security handshake", err)
 		}
@@ -119,11 +123,26 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 		return nil, hs.reject(err)
 	}
 	if err := hs.check(cfg); err != nil {
-		return nil, hs.reject(err)
+		return hs, hs.reject(err)
 	}
 	hs.Reader.MaxPayload = cfg.MaxFrame
 	return hs, nil
 }
+
+// PreambleConn is the connection Security.Handshake receives: the
+// transport connection, and the preambles exchanged on it as this side
+// sent (Local) and received (Remote) them, for the security handshake to
+// bind, so that a preamble altered in transit fails authentication.
+type PreambleConn struct {
+	net.Conn
+	Local, Remote [wire.PreambleLen]byte
+}
+
+// NetConn returns the transport connection.
+func (c *PreambleConn) NetConn() net.Conn { return c.Conn }
+
+// Preambles returns the preamble this side sent and the one it received.
+func (c *PreambleConn) Preambles() (local, remote [wire.PreambleLen]byte) { return c.Local, c.Remote }
 
 // hsErr turns a timeout into a clear handshake timeout error.
 func hsErr(ctx context.Context, stage string, err error) error {

@@ -85,6 +85,13 @@ func (l *outLog) head() int64 {
 	return l.tail
 }
 
+// idle reports whether nothing waits to be written.
+func (l *outLog) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wpos >= l.tail
+}
+
 // unacked returns the unacknowledged bytes.
 func (l *outLog) unacked() int64 {
 	l.mu.Lock()

@@ -1,10 +1,11 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -67,7 +68,9 @@ type Session struct {
 	prog       wire.Progress // chunks of asm to report to the sender
 
 	state      atomic.Int32
-	maxMessage atomic.Uint64 // the remote's limit
+	maxMessage atomic.Uint64        // the remote's limit
+	cur        atomic.Pointer[conn] // the connection being served, for direct writes
+	everUp     atomic.Bool          // some connection completed its RESUME exchange
 
 	// failures counts consecutive failed connection attempts; the actor
 	// owns it. gen numbers connection attempts so stale reports are
@@ -119,6 +122,10 @@ func (s *Session) SetDialAddr(addr string) {
 	s.dialAddr = addr
 	s.dialMu.Unlock()
 }
+
+// EverUp reports whether some connection of the session completed its
+// handshake: a session that never came up ends without being "lost".
+func (s *Session) EverUp() bool { return s.everUp.Load() }
 
 // State returns the session's state.
 func (s *Session) State() State { return State(s.state.Load()) }
@@ -276,7 +283,7 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 		}
 	}
 	if len(ss) > 1 {
-		sort.Slice(ss, func(i, j int) bool { return ss[i].order < ss[j].order })
+		slices.SortFunc(ss, func(a, b *Session) int { return cmp.Compare(a.order, b.order) })
 	}
 	for i, s := range ss {
 		select {
@@ -391,10 +398,16 @@ func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, ok bool, 
 		l.mu.Unlock()
 		return 0, false, nil
 	}
+	idle := l.wpos == l.tail && l.wend == l.wpos
 	seq := ids.Add(1)
 	l.appendLocked(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body)
 	l.mu.Unlock()
-	l.kickWriter()
+	// A message to an idle connection goes out at once from this
+	// goroutine (with any ACK waiting to be sent); otherwise the writer,
+	// busy already, sends it with its next batch.
+	if c := s.cur.Load(); !idle || c == nil || !c.writeNow() {
+		l.kickWriter()
+	}
 	return MsgID(seq), true, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slc-go/slc"
 	"github.com/slc-go/slc/actors"
+	"github.com/slc-go/slc/secure"
 )
 
 // Reading is the typed message the camera sends.
@@ -46,7 +47,8 @@ const (
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var insecure bool
+	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run two nodes in this process and watch typed messages, acknowledgements and a reconnect",
 		Long: `demo starts two nodes in this process: "lab-camera" listens on 127.0.0.1 and
@@ -57,14 +59,21 @@ ways, waits for acknowledgements, then cuts the connection in the middle of a
 burst of ` + fmt.Sprint(burstSize) + ` messages: the workstation reconnects by itself and every
 message arrives exactly once, in order. It takes well under a second.
 
+The nodes run in secure mode: each makes a key pair and accepts only the
+other's public key, under the other's name, so everything after the
+preamble is encrypted and authenticated (Noise XX). --insecure runs them in
+plain mode instead.
+
 With --json every line is a JSON object with the fields t_ms, node, kind and
 msg, plus the record's own fields; events have kind "event" and their name
 in msg.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), g)
+			return runDemo(cmd.Context(), g, !insecure)
 		},
 	}
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "run the nodes in plain mode, without encryption or keys")
+	return cmd
 }
 
 // demo is one run of the demo: two nodes, the relay between them and
@@ -86,10 +95,26 @@ type demo struct {
 	reconnected  time.Duration // when the workstation's session resumed
 	tally        tally
 	acksObserved int
+
+	// ids are the nodes' key pairs in secure mode, nil in plain mode.
+	ids map[string]*secure.Identity
 }
 
-func runDemo(ctx context.Context, g *globals) error {
+func runDemo(ctx context.Context, g *globals, secureMode bool) error {
+	if g.secure.set() {
+		return errors.New("demo makes its own keys for its two nodes: --identity, --authorized-keys, --known-peers and --network-secret-file do not apply")
+	}
 	d := &demo{g: g, out: g.newPrinter()}
+	if secureMode {
+		d.ids = map[string]*secure.Identity{}
+		for _, name := range []string{cameraName, stationName} {
+			id, err := secure.GenerateIdentity()
+			if err != nil {
+				return err
+			}
+			d.ids[name] = id
+		}
+	}
 	d.events.changed = make(chan struct{})
 	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
 	defer cancel()
@@ -99,7 +124,7 @@ func runDemo(ctx context.Context, g *globals) error {
 		name, about string
 		run         func(context.Context) error
 	}{
-		{"start", "two nodes: " + cameraName + " listens, " + stationName + " connects through a relay", d.start},
+		{"start", "two nodes" + d.mode() + ": " + cameraName + " listens, " + stationName + " connects through a relay", d.start},
 		{"typed messages", cameraName + " sends Readings, " + stationName + " replies with a Setpoint", d.typed},
 		{"acknowledgements", "a message is acknowledged once it is in the receiver's mailbox", d.acks},
 		{"reconnect", fmt.Sprintf("the relay cuts the connection in the middle of a burst of %d readings", burstSize), d.burst},
@@ -120,7 +145,7 @@ func runDemo(ctx context.Context, g *globals) error {
 
 // node starts a communicator named name and prints its events.
 func (d *demo) node(name string) (*slc.Communicator, error) {
-	c, err := slc.New(d.g.nodeOptions(name)...)
+	c, err := slc.New(d.g.nodeOptions(name, d.secureOptions(name)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +155,44 @@ func (d *demo) node(name string) (*slc.Communicator, error) {
 	return c, nil
 }
 
+// mode describes how the nodes run, for the first step's title.
+func (d *demo) mode() string {
+	if d.ids == nil {
+		return " in plain mode (--insecure)"
+	}
+	return " in secure mode"
+}
+
+// secureOptions puts the node named name in secure mode: its own key pair,
+// and the other node's public key as the only one it accepts, under the
+// other node's name.
+func (d *demo) secureOptions(name string) []slc.Option {
+	if d.ids == nil {
+		return nil
+	}
+	other := stationName
+	if name == stationName {
+		other = cameraName
+	}
+	return []slc.Option{slc.WithIdentity(d.ids[name]), slc.WithAuthorizedPeer(other, d.ids[other].PublicKey())}
+}
+
+// showKeys prints each node's key, before they start.
+func (d *demo) showKeys() {
+	if d.ids == nil {
+		d.out.line("demo", "info", "plain mode: messages cross the network unencrypted")
+		return
+	}
+	for _, name := range []string{cameraName, stationName} {
+		d.out.line(name, "info", "key pair made", f("fingerprint", d.ids[name].PublicKey().Fingerprint()))
+	}
+	d.out.line("demo", "info", "secure mode: Noise XX handshake; each node accepts only the other's key, under its name",
+		f("cipher", "ChaCha20-Poly1305"))
+}
+
 func (d *demo) start(ctx context.Context) error {
 	var err error
+	d.showKeys()
 	if d.camera, err = d.node(cameraName); err != nil {
 		return err
 	}
@@ -427,6 +488,10 @@ func (d *demo) summary() {
 		f("after", (d.reconnected-d.cutAt).Round(time.Millisecond)))
 	d.out.line("demo", "summary", "delivered: exactly once, in order, across the cut", f("sent", burstSize),
 		f("received", t.received), f("lost", t.lost), f("duplicated", t.duplicated))
+	if d.ids != nil {
+		d.out.line("demo", "summary", "secure: hello and messages encrypted end to end; each node proved its key",
+			f(cameraName, d.ids[cameraName].PublicKey().Fingerprint()), f(stationName, d.ids[stationName].PublicKey().Fingerprint()))
+	}
 }
 
 // tally counts how a sequence 1..n arrived.

@@ -35,6 +35,9 @@ type globals struct {
 	json    bool // --json: JSON lines instead of text
 	verbose bool // -v: the library logs at Debug level to stderr
 
+	compress compressFlag // --compress: every node's compressor (compress_flag.go)
+	secure   secureFlags  // --identity, --authorized-keys, ...: secure mode (secure_flags.go)
+
 	stdout, stderr io.Writer
 }
 
@@ -71,6 +74,8 @@ func (g *globals) nodeOptions(name string, extra ...slc.Option) []slc.Option {
 	if l := g.logger(); l != nil {
 		opts = append(opts, slc.WithLogger(l.With("node", name)))
 	}
+	opts = append(opts, g.compress.options()...)
+	opts = append(opts, g.secure.options()...)
 	return append(opts, extra...)
 }
 
@@ -92,6 +97,8 @@ Start with "slc demo" to see it happen.`,
 	pf := root.PersistentFlags()
 	pf.BoolVar(&g.json, "json", false, "print events and results as JSON objects, one per line")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log the library's debug messages to stderr")
+	pf.Var(&g.compress, "compress", compressUsage)
+	g.secure.addFlags(pf)
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(g))
 	}

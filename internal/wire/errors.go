@@ -95,9 +95,9 @@ func (e *ProtocolError) Error() string {
 		who = "rejected by peer"
 	}
 	if e.Reason == "" {
-		return "slc: " + who + ": " + e.Code.String()
+		return who + ": " + e.Code.String()
 	}
-	return "slc: " + who + ": " + e.Code.String() + ": " + e.Reason
+	return who + ": " + e.Code.String() + ": " + e.Reason
 }
 
 // Permanent reports whether retrying cannot help. Supervisors stop, rather

@@ -11,6 +11,12 @@ const DefaultReadBuffer = 64 << 10
 // reader moves to a fresh or compacted buffer first.
 const minRead = 2 << 10
 
+// minBuf is the buffer an idle connection keeps. The buffer grows
+// fourfold whenever a read fills it, up to the Reader's size, and halves
+// after reads that use little of it: a connection that carries bulk data
+// reads in large chunks, and one that goes idle gives its memory back.
+const minBuf = 4 << 10
+
 // Reader splits a byte stream into frames.
 //
 // It reads in large chunks and hands out payloads that point into its
@@ -28,7 +34,8 @@ type Reader struct {
 	buf        []byte
 	start, end int
 	retained   bool
-	size       int
+	size       int // the largest buffer
+	cur        int // the buffer size wanted now, between minBuf and size
 
 	// Version is the negotiated protocol version every frame must carry.
 	Version uint8
@@ -43,7 +50,7 @@ func NewReader(r io.Reader, size int) *Reader {
 	if size <= 0 {
 		size = DefaultReadBuffer
 	}
-	return &Reader{r: r, size: size, Version: MaxVersion, MaxPayload: MaxHello}
+	return &Reader{r: r, size: size, cur: min(size, minBuf), Version: MaxVersion, MaxPayload: MaxHello}
 }
 
 // Buffered returns the next frame if it is complete in the buffer, without
@@ -91,20 +98,32 @@ func (fr *Reader) Fill() error {
 	// Read into the space after the buffered bytes when the incomplete
 	// frame fits there: payloads handed out (retained or not) lie before
 	// it and are not touched. Otherwise move the incomplete frame to the
-	// front, or, when payloads before it are retained, to a new buffer.
+	// front, or, when payloads before it are retained or the buffer is
+	// the wrong size, to a new buffer.
+	want := max(fr.cur, need)
 	room := len(fr.buf) - fr.end
 	switch {
-	case fr.buf != nil && len(fr.buf) == fr.size && fr.start+need <= len(fr.buf) && room >= minRead:
-	case fr.buf != nil && len(fr.buf) == fr.size && !fr.retained:
+	case fr.buf != nil && avail == 0 && len(fr.buf) > 2*want:
+		// Idle after a burst: let the large buffer go.
+		fr.buf, fr.start, fr.end, fr.retained = make([]byte, want), 0, 0, false
+	case fr.buf != nil && fr.start+need <= len(fr.buf) && room >= min(minRead, len(fr.buf)/4):
+	case fr.buf != nil && !fr.retained && len(fr.buf) >= want && len(fr.buf) <= 2*want:
 		copy(fr.buf, fr.buf[fr.start:fr.end])
 		fr.start, fr.end = 0, avail
 	default:
-		nb := make([]byte, fr.size)
+		nb := make([]byte, want)
 		copy(nb, fr.buf[fr.start:fr.end])
 		fr.buf, fr.start, fr.end, fr.retained = nb, 0, avail, false
 	}
+	space := len(fr.buf) - fr.end
 	n, err := fr.r.Read(fr.buf[fr.end:])
 	fr.end += n
+	switch {
+	case n == space && fr.cur < fr.size:
+		fr.cur = min(fr.cur*4, fr.size)
+	case n < fr.cur/16 && fr.cur > minBuf:
+		fr.cur = max(fr.cur/2, minBuf)
+	}
 	if n > 0 {
 		return nil
 	}

@@ -564,3 +564,60 @@ func TestCloseReasonTruncatedAtRuneBoundary(t *testing.T) {
 		t.Fatalf("reason cut to %d bytes (%q...); want the %d x's", len(c.Reason), c.Reason[len(c.Reason)-3:], MaxReason-1)
 	}
 }
+
+// chunkReader returns its chunks one Read at a time.
+type chunkReader struct{ chunks [][]byte }
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	if n == len(c.chunks[0]) {
+		c.chunks = c.chunks[1:]
+	} else {
+		c.chunks[0] = c.chunks[0][n:]
+	}
+	return n, nil
+}
+
+// The buffer grows while reads fill it and shrinks back to minBuf once the
+// connection carries only small frames, so an idle connection does not
+// keep a bulk-sized buffer.
+func TestReaderAdaptsBufferSize(t *testing.T) {
+	var bulk []byte
+	for len(bulk) < 1<<20 {
+		bulk = AppendData(bulk, 1, 0, uint64(len(bulk)+1), 0, 0, "", make([]byte, 1000))
+	}
+	src := &chunkReader{chunks: [][]byte{bulk}}
+	for i := 0; i < 40; i++ {
+		src.chunks = append(src.chunks, AppendPing(nil, 1, false, uint64(i)))
+	}
+	fr := NewReader(src, 256<<10)
+	fr.Version, fr.MaxPayload = 1, 1<<20
+	if fr.cur != minBuf {
+		t.Fatalf("starts with %d bytes; want %d", fr.cur, minBuf)
+	}
+	biggest := 0
+	for {
+		for {
+			_, _, ok, err := fr.Buffered()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+		}
+		biggest = max(biggest, len(fr.buf))
+		if err := fr.Fill(); err != nil {
+			break
+		}
+	}
+	if biggest != 256<<10 {
+		t.Fatalf("bulk reads grew the buffer to %d; want 256 KiB", biggest)
+	}
+	if len(fr.buf) > 2*minBuf {
+		t.Fatalf("after the bulk, pings only: buffer still %d bytes", len(fr.buf))
+	}
+}

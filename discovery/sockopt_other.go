@@ -1,0 +1,5 @@
+//go:build !unix && !windows
+
+package discovery
+
+func setSockopts(uintptr, string) error { return nil }
