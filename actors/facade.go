@@ -632,12 +632,14 @@ func (f *facade) bindInbound(ctx actor.Context, hs *peer.Handshake) error {
 	ps.Handoff(hs)
 	s := &sess{s: ps}
 	s.adopt(hs)
-	s.pid = f.spawn(ctx, peer.Props(ps), "peer")
-	f.bySess[ps] = s
-	f.byPID[s.pid.Id] = s
+	// The session is in the table before its actor serves the connection:
+	// a message that arrives on it may be answered at once.
 	f.sessions[name] = s
 	delete(f.ended, name)
 	f.table()
+	s.pid = f.spawn(ctx, peer.Props(ps), "peer")
+	f.bySess[ps] = s
+	f.byPID[s.pid.Id] = s
 	return nil
 }
 

@@ -29,6 +29,7 @@ var examples = []struct {
 	{"blob", "blob: 4096x4096 frame received, SHA-256 verified"},
 	{"supervision", "supervision: reconnected; all 10 commands arrived exactly once, in order"},
 	{"actor", "actor: 3 readings answered with setpoints"},
+	{"robot", "robot: the controller handled 10 readings; the logger logged 17 events"},
 }
 
 // runTimeout bounds each example's run; they take a few seconds at most.
