@@ -14,6 +14,7 @@ import (
 	"github.com/slc-go/slc/codec"
 	"github.com/slc-go/slc/internal/wire"
 	"github.com/slc-go/slc/peer"
+	"github.com/slc-go/slc/store"
 	"github.com/slc-go/slc/supervisor"
 )
 
@@ -96,6 +97,9 @@ type Config struct {
 	// (default: every multicast-capable interface that is up); see
 	// WithInterfaces.
 	Interfaces []string
+	// StoreDir, if set, makes delivery durable: see WithStore.
+	StoreDir     string
+	StoreOptions store.Options
 }
 
 // DefaultConfig returns the defaults.

@@ -15,6 +15,7 @@ import (
 	"github.com/slc-go/slc/codec"
 	"github.com/slc-go/slc/mailbox"
 	"github.com/slc-go/slc/peer"
+	"github.com/slc-go/slc/store"
 	"github.com/slc-go/slc/supervisor"
 )
 
@@ -41,6 +42,7 @@ type Communicator struct {
 	core   *actors.Core
 	pid    *actor.PID
 	name   PeerID
+	store  *store.Store
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,6 +57,14 @@ func New(opts ...Option) (*Communicator, error) {
 			return nil, err
 		}
 	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	st, err := openStore(&cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Name == "" {
 		cfg.Name = defaultName()
 	}
@@ -62,13 +72,12 @@ func New(opts ...Option) (*Communicator, error) {
 		cfg.Instance = randomInstance()
 	}
 	if err := cfg.Validate(); err != nil {
+		if st != nil {
+			st.Close()
+		}
 		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	c := &Communicator{sys: cfg.ActorSystem, name: PeerID(cfg.Name)}
+	c := &Communicator{sys: cfg.ActorSystem, name: PeerID(cfg.Name), store: st}
 	if c.sys == nil {
 		// protoactor logs to stderr in colour by default: route its logs
 		// to the user's logger, or nowhere.
@@ -96,10 +105,14 @@ func New(opts ...Option) (*Communicator, error) {
 		MaxHandshakes: cfg.MaxHandshakes,
 		MaxPeers:      cfg.MaxPeers,
 		Discovery:     actors.DiscoveryConfig{Interfaces: cfg.Interfaces},
+		Store:         st,
 	})
 	if err != nil {
 		if c.ownSys {
 			c.sys.Shutdown()
+		}
+		if st != nil {
+			st.Close()
 		}
 		return nil, err
 	}
@@ -294,6 +307,11 @@ func (c *Communicator) Close() error {
 		c.closeErr = c.core.Stop()
 		if c.ownSys {
 			c.sys.Shutdown()
+		}
+		if c.store != nil {
+			if err := c.store.Close(); c.closeErr == nil {
+				c.closeErr = err
+			}
 		}
 	})
 	return c.closeErr

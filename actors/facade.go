@@ -16,6 +16,7 @@ import (
 	"github.com/slc-go/slc/listener"
 	"github.com/slc-go/slc/mailbox"
 	"github.com/slc-go/slc/peer"
+	"github.com/slc-go/slc/store"
 	"github.com/slc-go/slc/supervisor"
 )
 
@@ -41,14 +42,37 @@ type Config struct {
 	MaxPeers int
 	// Discovery configures mDNS advertising and browsing.
 	Discovery DiscoveryConfig
+	// Store, if not nil, makes delivery durable (see package store): the
+	// facade restores the sessions and mailbox a previous run left in it.
+	// Its name and instance must be Peer's. The caller closes it after
+	// Core.Stop.
+	Store *store.Store
 }
 
 // Start spawns a facade actor on sys and returns its data path and PID.
 // Stop it with Core.Stop, which ends every goroutine it started.
 func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
+	st := cfg.Store
+	if st != nil {
+		cfg.Inbox.Taken = st.Taken
+	}
 	inbox := mailbox.New(cfg.Inbox)
 	pc := cfg.Peer.WithDefaults()
 	pc.Inbox = inbox
+	if st != nil {
+		if pc.Name != st.Name() || pc.Instance != st.Instance() {
+			return nil, nil, fmt.Errorf("slc: the store in %s belongs to node %q instance %016x, not %q instance %016x",
+				st.Dir(), st.Name(), st.Instance(), pc.Name, pc.Instance)
+		}
+		// What the previous run had in the mailbox comes first.
+		for _, r := range st.RestoredInbox() {
+			if err := inbox.PushAll(r.From, r.Msgs); err != nil {
+				return nil, nil, err
+			}
+		}
+		pc.Inbox = st.Sink(inbox)
+		pc.Store = st
+	}
 	if err := pc.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -60,6 +84,9 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 	}
 	core := newCore(&pc, inbox)
 	pc.IDs = &core.nextID
+	if st != nil {
+		core.nextID.Store(st.FirstID())
+	}
 	f := &facade{
 		core:     core,
 		sys:      sys,
@@ -76,6 +103,7 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 		lnByPID:  map[string]string{},
 		subs:     map[string]func(){},
 		disc:     newDiscoveryState(cfg.Discovery, sys, pc.Logger),
+		store:    st,
 	}
 	pc.Hooks.Acked = func(p peer.ID, upTo peer.MsgID) {
 		sys.EventStream.Publish(&MessagesAcknowledged{Peer: p, UpTo: upTo})
@@ -186,6 +214,7 @@ type facade struct {
 	closing  bool
 	nchild   int
 	disc     *discoveryState // actors/discovery.go
+	store    *store.Store
 }
 
 func (f *facade) Receive(ctx actor.Context) {
@@ -194,6 +223,7 @@ func (f *facade) Receive(ctx actor.Context) {
 		f.self = ctx.Self()
 		f.worker = newWorker(&f.core.wg)
 		f.watchSupervision()
+		f.restore(ctx)
 	case *actor.Stopping:
 		f.closing = true
 		for _, cancel := range f.subs {
@@ -568,6 +598,9 @@ func (f *facade) bindOutbound(ctx actor.Context, m *peer.BindRequest) *peer.Bind
 		delete(f.ended, name)
 		req.adopt(hs)
 		f.table()
+		if f.store != nil {
+			f.store.SetAddr(name, req.s.DialAddr())
+		}
 		return &peer.BindReply{}
 	}
 	// The address leads to a node this side already has a session with:
@@ -585,6 +618,9 @@ func (f *facade) bindOutbound(ctx actor.Context, m *peer.BindRequest) *peer.Bind
 	if s.s.DialAddr() == "" {
 		s.s.SetDialAddr(m.Session.DialAddr())
 		f.byAddr[m.Session.DialAddr()] = s
+		if f.store != nil {
+			f.store.SetAddr(name, m.Session.DialAddr())
+		}
 	}
 	f.attach(ctx, s, hs)
 	f.redirect(ctx, req, s)
@@ -737,6 +773,12 @@ func (f *facade) retire(ctx actor.Context, s *sess, err error) {
 	s.waiters = nil
 	id := s.s.ID()
 	if id != "" && f.sessions[id] == s {
+		if f.store != nil && !s.redirected && !errors.Is(err, peer.ErrClosed) {
+			// The session is over for good and its unacknowledged
+			// messages were reported undelivered: a restart must not
+			// send them. (On Close they stay, for the next run.)
+			f.store.Forget(id)
+		}
 		delete(f.sessions, id)
 		if !s.redirected {
 			f.ended[id] = s.s
@@ -972,5 +1014,33 @@ func (w *worker) stop() {
 	case <-w.quit:
 	default:
 		close(w.quit)
+	}
+}
+
+// restore brings back the sessions a previous run left in the store: each
+// reconnects (or waits for its peer to) and re-sends what was never
+// acknowledged.
+func (f *facade) restore(ctx actor.Context) {
+	if f.store == nil {
+		return
+	}
+	for _, r := range f.store.Restored() {
+		if _, ok := f.sessions[r.ID]; ok {
+			continue
+		}
+		ps, err := peer.RestoreSession(f.core.cfg, r.ID, r.Addr, r.Acked, r.Frames)
+		if err != nil {
+			f.log.Error("slc: cannot restore the session from the store", "peer", r.ID, "err", err)
+			continue
+		}
+		s := &sess{s: ps}
+		f.sessions[r.ID] = s
+		f.table()
+		s.pid = f.spawn(ctx, peer.Props(ps), "peer")
+		f.bySess[ps] = s
+		f.byPID[s.pid.Id] = s
+		if r.Addr != "" {
+			f.byAddr[r.Addr] = s
+		}
 	}
 }

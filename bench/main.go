@@ -41,6 +41,7 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
+	defer runAtExit()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
 		runs      = fs.Int("runs", 3, "runs of every cell; the table shows medians (default 1 with -quick)")

@@ -90,7 +90,7 @@ var order = []string{
 	"tcp", "tcp-chan", "tcp-aesgcm",
 	"nats", "nats-raw", "protoactor", "protoactor-raw",
 	"mangos", "mangos-raw", "zmq4", "zmq4-raw",
-	"slc", "slc-raw", "slc-secure", "slc-secure-raw",
+	"slc", "slc-raw", "slc-secure", "slc-secure-raw", "slc-durable", "slc-durable-queued",
 }
 
 func register(s *System) {

@@ -50,6 +50,12 @@ type Config struct {
 	// MaxMessages bounds the number of messages queued per source. Zero or
 	// negative means DefaultMaxMessages.
 	MaxMessages int
+	// Taken, if not nil, is called once for every message as it leaves
+	// the inbox for the application: before Receive or TryReceive returns
+	// it, after a Take function accepted it, and before subscriptions get
+	// it. It runs with no inbox lock held. A store uses it to record that
+	// the message was consumed.
+	Taken func(peer.Message)
 }
 
 // Inbox is a node's inbound mailbox: one bounded FIFO queue per source,
@@ -63,6 +69,7 @@ type Inbox struct {
 
 	maxBytes int
 	maxMsgs  int
+	taken    func(peer.Message)
 	lowBytes int // a blocked Push is woken once a queue is at or below
 	lowMsgs  int // both low marks, or empty
 
@@ -132,6 +139,7 @@ func New(cfg Config) *Inbox {
 	return &Inbox{
 		maxBytes: cfg.MaxBytes,
 		maxMsgs:  cfg.MaxMessages,
+		taken:    cfg.Taken,
 		lowBytes: cfg.MaxBytes - cfg.MaxBytes/4,
 		lowMsgs:  cfg.MaxMessages - cfg.MaxMessages/4,
 		sources:  make(map[peer.ID]*source),
@@ -170,6 +178,54 @@ func New(cfg Config) *Inbox {
 // may interleave when they block; a connection's single reader goroutine
 // calling Push in turn gets strict FIFO order.
 func (ib *Inbox) Push(done <-chan struct{}, from peer.ID, msgs []peer.Message) (n int, err error) {
+	return ib.push(done, from, msgs, false)
+}
+
+// PushAll is Push without the capacity limits: it places every message at
+// once, however full the source's queue. A caller that reserved room with
+// WaitRoom, or restores messages that were queued before, uses it. It
+// returns ErrClosed, placing nothing, after Close.
+func (ib *Inbox) PushAll(from peer.ID, msgs []peer.Message) error {
+	_, err := ib.push(nil, from, msgs, true)
+	return err
+}
+
+// WaitRoom blocks until from's queue is below its limits (so that Push
+// would place at least one message), done closes (ErrCanceled) or the
+// inbox closes (ErrClosed).
+func (ib *Inbox) WaitRoom(done <-chan struct{}, from peer.ID) error {
+	ib.mu.Lock()
+	for {
+		if ib.closed {
+			ib.mu.Unlock()
+			return ErrClosed
+		}
+		s := ib.sourceLocked(from)
+		if s.q.len() == 0 || (s.q.len() < ib.maxMsgs && s.bytes < ib.maxBytes) {
+			ib.mu.Unlock()
+			return nil
+		}
+		if s.space == nil {
+			s.space = make(chan struct{})
+		}
+		ch := s.space
+		ib.mu.Unlock()
+		select {
+		case <-ch:
+		case <-done:
+			ib.mu.Lock()
+			closed := ib.closed
+			ib.mu.Unlock()
+			if closed {
+				return ErrClosed
+			}
+			return ErrCanceled
+		}
+		ib.mu.Lock()
+	}
+}
+
+func (ib *Inbox) push(done <-chan struct{}, from peer.ID, msgs []peer.Message, force bool) (n int, err error) {
 	ib.mu.Lock()
 	for {
 		if ib.closed {
@@ -219,7 +275,7 @@ func (ib *Inbox) Push(done <-chan struct{}, from peer.ID, msgs []peer.Message) (
 			}
 			continue
 		}
-		n += ib.queueLocked(s, msgs[n:end])
+		n += ib.queueLocked(s, msgs[n:end], force)
 		if n == end {
 			continue
 		}
@@ -272,14 +328,17 @@ func (ib *Inbox) sweepLocked() {
 
 // queueLocked appends as many of msgs to s's queue as its capacity allows
 // and returns how many it appended.
-func (ib *Inbox) queueLocked(s *source, msgs []peer.Message) int {
+func (ib *Inbox) queueLocked(s *source, msgs []peer.Message, force bool) int {
 	room := max(1, ib.maxMsgs-s.q.len())
+	if force {
+		room = len(msgs)
+	}
 	s.q.reserve(min(len(msgs), room))
 	ib.order.reserve(min(len(msgs), room))
 	k := 0
 	for i := range msgs {
 		size := len(msgs[i].Raw) + MessageOverhead
-		if s.q.len() > 0 && (s.q.len() >= ib.maxMsgs || s.bytes+size > ib.maxBytes) {
+		if !force && s.q.len() > 0 && (s.q.len() >= ib.maxMsgs || s.bytes+size > ib.maxBytes) {
 			break
 		}
 		ib.seq++
@@ -326,6 +385,9 @@ func (ib *Inbox) Receive(ctx context.Context, from ...peer.ID) (peer.Message, er
 		}
 		if m, ok := ib.takeLocked(from); ok {
 			ib.mu.Unlock()
+			if ib.taken != nil {
+				ib.taken(m)
+			}
 			return m, nil
 		}
 		if ib.notify == nil {
@@ -347,11 +409,16 @@ func (ib *Inbox) Receive(ctx context.Context, from ...peer.ID) (peer.Message, er
 // waiting or the inbox is closed.
 func (ib *Inbox) TryReceive(from ...peer.ID) (peer.Message, bool) {
 	ib.mu.Lock()
-	defer ib.mu.Unlock()
 	if ib.closed {
+		ib.mu.Unlock()
 		return peer.Message{}, false
 	}
-	return ib.takeLocked(from)
+	m, ok := ib.takeLocked(from)
+	ib.mu.Unlock()
+	if ok && ib.taken != nil {
+		ib.taken(m)
+	}
+	return m, ok
 }
 
 // takeLocked removes the oldest message among the named sources (all
@@ -588,6 +655,16 @@ func (ib *Inbox) Take(from peer.ID, fn func(peer.Message) error) (n int, err err
 		}
 		if ferr != nil {
 			return n, ferr
+		}
+		if ib.taken != nil {
+			locked = false
+			ib.mu.Unlock()
+			ib.taken(m)
+			ib.mu.Lock()
+			locked = true
+			if ib.closed {
+				return n + 1, ErrClosed
+			}
 		}
 		ib.popLocked(s)
 		ib.unorderLocked(s, seq)

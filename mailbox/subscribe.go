@@ -312,7 +312,7 @@ func (ib *Inbox) drainLocked(s *source) {
 		locked = false
 		ib.mu.Unlock()
 		next = 0
-		deliverItems(batch, &next)
+		ib.deliverItems(batch, &next)
 		clear(batch)
 		ib.mu.Lock()
 		locked = true
@@ -354,7 +354,7 @@ func (ib *Inbox) drainManyLocked(srcs []*source) {
 		}
 		ib.mu.Unlock()
 	}()
-	deliverItems(batch, &next)
+	ib.deliverItems(batch, &next)
 	merged = true
 	for len(pending) > 0 {
 		s := pending[0]
@@ -366,10 +366,13 @@ func (ib *Inbox) drainManyLocked(srcs []*source) {
 
 // deliverItems delivers batch[*next:] in order, advancing *next past each
 // item before delivering it.
-func deliverItems(batch []item, next *int) {
+func (ib *Inbox) deliverItems(batch []item, next *int) {
 	for *next < len(batch) {
 		it := &batch[*next]
 		*next++
+		if ib.taken != nil {
+			ib.taken(it.m)
+		}
 		for _, sb := range it.subs {
 			sb.sub.Deliver(it.m)
 		}

@@ -56,6 +56,57 @@ type Security interface {
 	Authorize(name string, id Identity) error
 }
 
+// Store keeps what a node must not lose when its process dies: the
+// messages it sent that a peer has not acknowledged, and what it placed
+// in its mailbox from each peer. Package store implements it; a nil Store
+// keeps everything in memory only. Every method is safe for concurrent
+// use. Sessions call Append and Release with their outbound log locked,
+// so a Store must never call back into a session.
+type Store interface {
+	// ReserveID makes sure message ID id is covered by a committed
+	// reservation, so that a restarted node never issues it again. It
+	// blocks (for one commit) only when a new block of IDs is needed.
+	ReserveID(id uint64) error
+	// WaitRoom blocks until n more bytes of outbound messages fit in the
+	// store, ctx ends, or the store fails.
+	WaitRoom(ctx context.Context, n int) error
+	// HasRoom reports whether n more bytes fit now.
+	HasRoom(n int) bool
+	// Append queues one encoded DATA frame (hdr, then body) of message seq
+	// to peer for the next commit, and returns that commit's number.
+	Append(peer ID, hdr, body []byte, seq, chunk uint64) uint64
+	// WaitCommit blocks until commit n is done, and returns the store's
+	// error if it failed.
+	WaitCommit(n uint64) error
+	// SendWaits reports whether Send returns only once its message is
+	// committed (otherwise it returns at once and the message is
+	// committed with the next batch).
+	SendWaits() bool
+	// Release records that peer holds every message up to acked, and the
+	// first chunks chunks of message partial: their frames may go.
+	Release(peer ID, acked, partial, chunks uint64)
+	// Delivered returns the highest message ID from instance inst of peer
+	// that this node placed in its mailbox, and the chunks it holds of a
+	// partly received message from it (nil if none).
+	Delivered(peer ID, inst uint64) (uint64, *Partial)
+	// SaveChunk commits one more chunk of a partly received message before
+	// the sender is told it may release it. p describes the message with
+	// this chunk counted; body is the chunk, which SaveChunk copies.
+	SaveChunk(peer ID, inst uint64, p Partial, body []byte) error
+	// DropPartial forgets the partly received message from peer (its
+	// sender aborted it).
+	DropPartial(peer ID)
+}
+
+// Partial is a chunked message partly received.
+type Partial struct {
+	Seq    uint64
+	Ser    uint8 // the serializer, as the sender numbered it on the wire
+	Type   string
+	Chunks uint64
+	Data   []byte // the chunks received, in order
+}
+
 // Hooks are callbacks the owner of the sessions installs to observe the
 // data path. They run on a connection's reader goroutine: keep them short
 // and never block.
@@ -106,6 +157,7 @@ type Config struct {
 	Transport Transport
 	Security  Security
 	Inbox     Sink
+	Store     Store
 	Logger    *slog.Logger
 	Hooks     Hooks
 

@@ -41,21 +41,25 @@ func (e *HeartbeatError) Error() string {
 func (e *HeartbeatError) Timeout() bool   { return true }
 func (e *HeartbeatError) Temporary() bool { return true }
 
-const maxBatch = 1024     // messages pushed to the mailbox at once
+const maxBatch = 1024 // messages pushed to the mailbox at once
+// maxBatchStored is maxBatch with a store: each push is a commit, so
+// fewer, larger pushes give more messages per fsync.
+const maxBatchStored = 16384
 const maxTypeNames = 1024 // interned type names per connection
 
 // conn serves one network connection of a session with a reader and a
 // writer goroutine. It reports to the session's actor through notify.
 type conn struct {
-	s       *Session
-	cfg     *Config
-	hs      *Handshake
-	nc      net.Conn
-	id      ID
-	gen     uint64
-	version uint8
-	resume  wire.Resume // the RESUME this side sends
-	notify  func(any)
+	maxBatch int // messages per push to the mailbox
+	s        *Session
+	cfg      *Config
+	hs       *Handshake
+	nc       net.Conn
+	id       ID
+	gen      uint64
+	version  uint8
+	resume   wire.Resume // the RESUME this side sends
+	notify   func(any)
 
 	stopW   chan struct{} // closed to make the writer finish
 	stopR   chan struct{} // closed to make the reader's mailbox push give up
@@ -133,7 +137,10 @@ func startConn(s *Session, hs *Handshake, gen uint64, notify func(any)) *conn {
 		s: s, cfg: s.cfg, hs: hs, nc: hs.Conn, id: s.ID(), gen: gen, version: hs.Version, notify: notify,
 		stopW: make(chan struct{}), stopR: make(chan struct{}), done: make(chan struct{}), resumed: make(chan struct{}),
 		ackDue: make(chan struct{}, 1), ctrlDue: make(chan struct{}, 1),
-		types: make(map[string]string),
+		types: make(map[string]string), maxBatch: maxBatch,
+	}
+	if s.cfg.Store != nil {
+		c.maxBatch = maxBatchStored
 	}
 	if hs.Remote.Instance != s.remoteInst {
 		c.restarted = s.remoteInst != 0
@@ -141,6 +148,16 @@ func startConn(s *Session, hs *Handshake, gen uint64, notify func(any)) *conn {
 		s.delivered.Store(0)
 		s.asm = assembly{}
 		s.setProgress(wire.Progress{})
+		if st := s.cfg.Store; st != nil {
+			// What an earlier session, or an earlier run of this node,
+			// placed in the mailbox from this instance of the remote.
+			seq, p := st.Delivered(c.id, hs.Remote.Instance)
+			s.delivered.Store(seq)
+			if p != nil && p.Seq > seq {
+				s.asm = assembly{active: true, seq: p.Seq, ser: p.Ser, typ: p.Type, buf: p.Data, chunks: p.Chunks}
+				s.setProgress(wire.Progress{Seq: p.Seq, Chunks: p.Chunks})
+			}
+		}
 	}
 	c.lastSeq = s.delivered.Load()
 	c.resume = wire.Resume{Instance: hs.Remote.Instance, Delivered: c.lastSeq}
@@ -317,7 +334,7 @@ func (c *conn) readLoop() {
 				return
 			}
 			retained = retained || keep
-			if len(c.batch) >= maxBatch {
+			if len(c.batch) >= c.maxBatch {
 				if err := c.flush(); err != nil {
 					c.fail(err)
 					return
@@ -431,6 +448,9 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 	}
 	if h.Flags&wire.FlagAbort != 0 {
 		// The sender gave up on this message: discard and acknowledge.
+		if asm.active && c.cfg.Store != nil {
+			c.cfg.Store.DropPartial(c.id)
+		}
 		*asm = assembly{}
 		c.s.setProgress(wire.Progress{})
 		c.lastSeq = d.Seq
@@ -487,7 +507,14 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		c.deliver(a.seq, a.ser, a.typ, a.buf)
 		return false, nil
 	}
-	// Tell the sender which chunks are safe here, so it can release them.
+	// Tell the sender which chunks are safe here, so it can release them:
+	// with a store, only once they are in it.
+	if st := c.cfg.Store; st != nil {
+		p := Partial{Seq: asm.seq, Ser: asm.ser, Type: asm.typ, Chunks: asm.chunks}
+		if err := st.SaveChunk(c.id, c.s.remoteInst, p, body); err != nil {
+			return false, fmt.Errorf("store: %w", err)
+		}
+	}
 	c.s.setProgress(wire.Progress{Seq: asm.seq, Chunks: asm.chunks})
 	signal(c.ackDue)
 	return false, nil
@@ -512,7 +539,7 @@ func (c *conn) intern(b []byte) string {
 // deliver decodes a complete message and adds it to the batch.
 func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
 	c.lastSeq = seq
-	m := Message{From: c.id, ID: MsgID(seq), Type: typ, Raw: raw}
+	m := Message{From: c.id, Instance: c.s.remoteInst, ID: MsgID(seq), Type: typ, Raw: raw}
 	if ser := c.hs.ser[serID]; ser == nil {
 		m.Err = fmt.Errorf("slc: message %d uses serializer %d, which the sender did not announce or this node lacks", seq, serID)
 	} else {

@@ -26,6 +26,9 @@ func (id MsgID) String() string { return strconv.FormatUint(uint64(id), 10) }
 type Message struct {
 	// From is the sender.
 	From ID
+	// Instance is the sender's instance ID: random per run of its
+	// process, or kept in its store. ID counts within it.
+	Instance uint64
 	// ID is the sender's message ID.
 	ID MsgID
 	// Type is the name the sender registered for the body's Go type, or ""

@@ -68,6 +68,12 @@ type outLog struct {
 	ids     *atomic.Uint64 // the node's message ID counter: no peer can know a higher ID
 	prefix  []byte         // frames to send before the log on this connection (aborts)
 	pfxEnd  bool           // the range in flight includes the prefix
+
+	// With a store: persist hands every appended frame to it and returns
+	// the commit that will hold it; released reports what the remote
+	// holds, so the store can drop it. Both run with mu held.
+	persist  func(hdr, body []byte, seq, chunk uint64) uint64
+	released func(acked, partial, chunks uint64)
 }
 
 func newOutLog(ids *atomic.Uint64) *outLog {
@@ -150,37 +156,49 @@ func (l *outLog) writeBytes(b []byte) {
 // appendData appends one DATA frame: chunk number chunk of message seq.
 // The caller holds the session's send semaphore, so the frames of one
 // message are contiguous.
-func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) error {
+// It returns the store commit that holds the frame (0 without a store).
+func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) (uint64, error) {
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
-		return err
+		return 0, err
 	}
 	if chunk > 0 && flags&wire.FlagAbort == 0 && has(l.aborted, MsgID(seq)) {
 		// A reconnect abandoned this message while its sender was still
 		// appending chunks: stop here.
 		l.mu.Unlock()
-		return ErrAbandoned
+		return 0, ErrAbandoned
 	}
-	l.appendLocked(chunk, flags, seq, ser, comp, typ, body)
+	commit := l.appendLocked(chunk, flags, seq, ser, comp, typ, body)
 	l.mu.Unlock()
 	l.kickWriter()
-	return nil
+	return commit, nil
 }
 
-// appendLocked appends a frame; called with mu held.
-func (l *outLog) appendLocked(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) {
+// appendLocked appends a frame and hands it to the store, if any; it
+// returns the store commit that holds it. Called with mu held.
+func (l *outLog) appendLocked(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) uint64 {
 	var hdr [wire.HeaderLen + wire.DataPrefixLen + wire.MaxTypeName]byte
 	h := wire.AppendData(hdr[:0], l.version, flags, seq, ser, comp, typ, nil)
 	// AppendData wrote the length of an empty body; patch in the real one.
 	n := len(h) - wire.HeaderLen + len(body)
 	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	l.appendFrame(h, body, seq, chunk)
+	if l.persist != nil {
+		return l.persist(h, body, seq, chunk)
+	}
+	return 0
+}
+
+// appendFrame appends an encoded frame of chunk chunk of message seq.
+// Called with mu held.
+func (l *outLog) appendFrame(hdr, body []byte, seq, chunk uint64) {
 	l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
 	if chunk == 0 {
 		l.last = seq
 	}
-	l.writeBytes(h)
+	l.writeBytes(hdr)
 	l.writeBytes(body)
 }
 
@@ -324,6 +342,9 @@ func (l *outLog) progress(seq, chunks uint64) (bool, error) {
 // acknowledgements. Called with mu held.
 func (l *outLog) advance(acked, partial, chunks uint64) {
 	l.acked = max(l.acked, acked)
+	if l.released != nil {
+		l.released(l.acked, partial, chunks)
+	}
 	for l.eh < len(l.ents) {
 		e := l.ents[l.eh]
 		if e.seq > l.acked && (e.seq != partial || e.chunk >= chunks) {

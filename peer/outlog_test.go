@@ -29,7 +29,7 @@ func issued(l *outLog, seq uint64) {
 func appendMsg(t testing.TB, l *outLog, seq uint64, body []byte) []byte {
 	t.Helper()
 	issued(l, seq)
-	if err := l.appendData(0, 0, seq, 1, 0, "t", body); err != nil {
+	if _, err := l.appendData(0, 0, seq, 1, 0, "t", body); err != nil {
 		t.Fatal(err)
 	}
 	return wire.AppendData(nil, wire.MaxVersion, 0, seq, 1, 0, "t", body)
@@ -336,7 +336,7 @@ func TestOutLogStatusWaitFail(t *testing.T) {
 	if _, err := l.waitAck(20); err != end {
 		t.Fatalf("waitAck after fail = %v", err)
 	}
-	if err := l.appendData(0, 0, 21, 1, 0, "", nil); err != end {
+	if _, err := l.appendData(0, 0, 21, 1, 0, "", nil); err != end {
 		t.Fatalf("append after fail = %v", err)
 	}
 	if err := l.waitRoom(context.Background(), 1); err != end {
@@ -479,7 +479,7 @@ func appendChunked(t testing.TB, l *outLog, seq uint64, n int) {
 		if i == n-1 {
 			flags = 0
 		}
-		if err := l.appendData(uint64(i), flags, seq, 1, 0, "", bytes.Repeat([]byte{byte('a' + i)}, 1000)); err != nil {
+		if _, err := l.appendData(uint64(i), flags, seq, 1, 0, "", bytes.Repeat([]byte{byte('a' + i)}, 1000)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -722,7 +722,7 @@ func outLogModel(t *testing.T, seed int64, ops int) {
 				if i < n-1 {
 					flags = wire.FlagMore
 				}
-				if err := l.appendData(uint64(i), flags, last, 1, 0, typ, body); err != nil {
+				if _, err := l.appendData(uint64(i), flags, last, 1, 0, typ, body); err != nil {
 					t.Fatal(err)
 				}
 				f := modelFrame{seq: last, chunk: uint64(i), chunks: uint64(n), start: int64(len(stream))}

@@ -94,7 +94,83 @@ type Session struct {
 func NewSession(cfg *Config, dialAddr string) *Session {
 	s := &Session{cfg: cfg, order: sessionOrder.Add(1), out: newOutLog(cfg.IDs), sem: make(chan struct{}, 1), dialAddr: dialAddr}
 	s.maxMessage.Store(cfg.MaxMessage)
+	s.persistTo(cfg.Store)
 	return s
+}
+
+// persistTo connects the outbound log to st.
+func (s *Session) persistTo(st Store) {
+	if st == nil {
+		return
+	}
+	s.out.persist = func(hdr, body []byte, seq, chunk uint64) uint64 {
+		return st.Append(s.ID(), hdr, body, seq, chunk)
+	}
+	s.out.released = func(acked, partial, chunks uint64) {
+		if id := s.ID(); id != "" {
+			st.Release(id, acked, partial, chunks)
+		}
+	}
+}
+
+// StoredFrame is one DATA frame of an unacknowledged message, as a store
+// kept it: chunk Chunk of message Seq, encoded.
+type StoredFrame struct {
+	Seq, Chunk uint64
+	Bytes      []byte
+}
+
+// RestoreSession returns the session with node id that a previous run of
+// this node left in its store: frames are the frames of the messages id
+// had not acknowledged, in order, and acked is what it had. The session
+// reconnects (dialing dialAddr, or waiting up to Linger for id to dial
+// when dialAddr is "") and re-sends them. A chunked message the previous
+// run was still sending is aborted: its Send never returned.
+func RestoreSession(cfg *Config, id ID, dialAddr string, acked uint64, frames []StoredFrame) (*Session, error) {
+	s := &Session{cfg: cfg, order: sessionOrder.Add(1), out: newOutLog(cfg.IDs), sem: make(chan struct{}, 1), dialAddr: dialAddr}
+	s.maxMessage.Store(cfg.MaxMessage)
+	s.SetID(id)
+	s.state.Store(int32(StateReconnecting))
+	s.everUp.Store(true)
+	l := s.out
+	l.acked = acked
+	var open *wire.Data // the last message, while its final chunk is missing
+	var openFlags uint8
+	for _, f := range frames {
+		if len(f.Bytes) < wire.HeaderLen {
+			return nil, fmt.Errorf("slc: stored frame of message %d: %d bytes", f.Seq, len(f.Bytes))
+		}
+		h, err := wire.ParseHeader(f.Bytes[:wire.HeaderLen], wire.MaxVersion, wire.MaxFrameLimit)
+		if err != nil || h.Type != wire.TypeData || int(h.Length) != len(f.Bytes)-wire.HeaderLen {
+			return nil, fmt.Errorf("slc: stored frame of message %d is not a DATA frame", f.Seq)
+		}
+		d, err := wire.ParseData(f.Bytes[wire.HeaderLen:])
+		if err != nil || d.Seq != f.Seq {
+			return nil, fmt.Errorf("slc: stored frame of message %d does not parse", f.Seq)
+		}
+		if f.Seq <= acked {
+			continue
+		}
+		l.appendFrame(f.Bytes, nil, f.Seq, f.Chunk)
+		if h.Flags&wire.FlagMore != 0 {
+			open, openFlags = &d, h.Flags
+		} else {
+			open = nil
+		}
+	}
+	if l.ids.Load() < l.last {
+		return nil, fmt.Errorf("slc: stored message %d is above the node's ID counter %d", l.last, l.ids.Load())
+	}
+	s.persistTo(cfg.Store)
+	if open != nil && openFlags&wire.FlagAbort == 0 {
+		l.aborted = insertID(l.aborted, MsgID(open.Seq))
+		next := uint64(0)
+		for i := len(l.ents) - 1; i >= l.eh && l.ents[i].seq == open.Seq; i-- {
+			next = max(next, l.ents[i].chunk+1)
+		}
+		l.appendLocked(next, wire.FlagAbort, open.Seq, open.Serializer, 0, string(open.Type), nil)
+	}
+	return s, nil
 }
 
 // ID returns the remote node's name, or "" before the first hello.
@@ -278,7 +354,10 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 	}
 	cfg := ss[0].cfg
 	if len(ss) == 1 && (cfg.Compressor == codec.None || len(m.Body) < cfg.CompressMin) && len(m.Body) <= cfg.ChunkSize {
-		if id, ok, err := ss[0].sendFast(ids, m); ok {
+		if id, commit, ok, err := ss[0].sendFast(ids, m); ok {
+			if err == nil && commit != 0 && cfg.Store.SendWaits() {
+				err = cfg.Store.WaitCommit(commit)
+			}
 			return id, err
 		}
 	}
@@ -295,11 +374,16 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 			return 0, ctx.Err()
 		}
 	}
-	defer func() {
-		for _, s := range ss {
-			<-s.sem
+	held := true
+	release := func() {
+		if held {
+			held = false
+			for _, s := range ss {
+				<-s.sem
+			}
 		}
-	}()
+	}
+	defer release()
 	for _, s := range ss {
 		if uint64(len(m.Body)) > s.maxMessage.Load() {
 			return 0, &PeerError{Peer: s.ID(), Op: "send", Err: fmt.Errorf("%w: %d bytes, the peer accepts up to %d", ErrTooLarge, len(m.Body), s.maxMessage.Load())}
@@ -308,7 +392,20 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 			return 0, s.sendErr(err)
 		}
 	}
+	st := cfg.Store
+	if st != nil {
+		// The store must have room for every copy, like BufferCap.
+		if err := st.WaitRoom(ctx, len(m.Body)*len(ss)); err != nil {
+			return 0, err
+		}
+	}
 	id := ids.Add(1)
+	if st != nil {
+		if err := st.ReserveID(id); err != nil {
+			return 0, err
+		}
+	}
+	var commit uint64 // the store commit holding the last frame
 	comp, _ := codec.CompressorByID(cfg.Compressor)
 	var scratch []byte
 	if comp != nil && cfg.Compressor != codec.None {
@@ -353,9 +450,19 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 					continue
 				}
 			}
-			if err := s.out.appendData(chunkNo, flags, id, uint8(m.Serializer), cid, m.Type, payload); err != nil {
+			c, err := s.out.appendData(chunkNo, flags, id, uint8(m.Serializer), cid, m.Type, payload)
+			if err != nil {
 				errs[i] = err
 			}
+			commit = max(commit, c)
+		}
+	}
+	if st != nil && commit != 0 && st.SendWaits() {
+		// Other sends go on while this one waits: they share the
+		// commit, or take the next.
+		release()
+		if err := st.WaitCommit(commit); err != nil {
+			return MsgID(id), err
 		}
 	}
 	var se *SendError
@@ -382,25 +489,35 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 // compression, the send semaphore free and room under BufferCap. It takes
 // one lock. ok is false when the case does not apply; the caller then
 // takes the general path.
-func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, ok bool, err error) {
+func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, commit uint64, ok bool, err error) {
 	select {
 	case s.sem <- struct{}{}:
 	default:
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	defer func() { <-s.sem }()
 	if uint64(len(m.Body)) > s.maxMessage.Load() {
-		return 0, false, nil
+		return 0, 0, false, nil
+	}
+	st := s.cfg.Store
+	if st != nil && !st.HasRoom(len(m.Body)) {
+		return 0, 0, false, nil // full: the general path waits for room
 	}
 	l := s.out
 	l.mu.Lock()
 	if l.err != nil || l.tail-l.head() >= s.cfg.BufferCap {
 		l.mu.Unlock()
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	idle := l.wpos == l.tail && l.wend == l.wpos
 	seq := ids.Add(1)
-	l.appendLocked(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body)
+	if st != nil {
+		if err := st.ReserveID(seq); err != nil {
+			l.mu.Unlock()
+			return 0, 0, true, err
+		}
+	}
+	commit = l.appendLocked(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body)
 	l.mu.Unlock()
 	// A message to an idle connection goes out at once from this
 	// goroutine (with any ACK waiting to be sent); otherwise the writer,
@@ -408,7 +525,7 @@ func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, ok bool, 
 	if c := s.cur.Load(); !idle || c == nil || !c.writeNow() {
 		l.kickWriter()
 	}
-	return MsgID(seq), true, nil
+	return MsgID(seq), commit, true, nil
 }
 
 var compPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}

@@ -7,6 +7,12 @@
 //	                                        prints "sent N" per message, "acked N", "done"
 //	node churn -to ADDR -peers P -for D     connects and disconnects P peers in a loop
 //
+// With -store DIR a node keeps its state in a store (slc.WithStore) and
+// -sync picks the fsync policy. "recv -die-after N" kills its own process
+// with SIGKILL right after printing its Nth message. "send -resume" sends
+// nothing new: it restarts from its store, lets the restored sessions
+// deliver what the previous run left, prints "drained" and exits.
+//
 // Every node also prints its slc events ("event ..."). It exits 0 when its
 // work is done, and on SIGTERM or SIGINT after closing cleanly.
 package main
@@ -26,6 +32,7 @@ import (
 
 	"github.com/slc-go/slc"
 	"github.com/slc-go/slc/actors"
+	"github.com/slc-go/slc/store"
 )
 
 // Seq is the numbered message; the tests decode nothing else.
@@ -99,6 +106,8 @@ type common struct {
 	timeout   time.Duration
 	linger    time.Duration
 	events    bool
+	store     string
+	sync      string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -107,9 +116,18 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "connect timeout; the heartbeat timeout is 5x the interval")
 	fs.BoolVar(&c.events, "events", true, "print slc events")
 	fs.DurationVar(&c.linger, "linger", time.Hour, "how long a session a peer dialed waits for it to come back")
+	fs.StringVar(&c.store, "store", "", "keep the node's state in this directory (slc.WithStore)")
+	fs.StringVar(&c.sync, "sync", "batch", "the store's fsync policy: batch, interval or never")
 }
 
 func (c *common) node(extra ...slc.Option) (*slc.Communicator, error) {
+	if c.store != "" {
+		policy, err := store.ParseSync(c.sync)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, slc.WithStore(c.store), slc.WithStoreOptions(store.Options{Sync: policy}))
+	}
 	opts := append([]slc.Option{
 		slc.WithName(c.name),
 		slc.WithTimeout(c.timeout),
@@ -145,6 +163,7 @@ func recv(ctx context.Context, args []string) error {
 	c.register(fs)
 	addr := fs.String("listen", "127.0.0.1:0", "listen address")
 	stats := fs.Duration("stats", 0, "print goroutine and heap figures at this interval")
+	dieAfter := fs.Int("die-after", 0, "SIGKILL this process right after printing this many messages")
 	fs.Parse(args)
 	comm, err := c.node()
 	if err != nil {
@@ -176,6 +195,7 @@ func recv(ctx context.Context, args []string) error {
 			}
 		}()
 	}
+	got := 0
 	for {
 		m, err := comm.Receive(ctx)
 		if err != nil {
@@ -188,6 +208,10 @@ func recv(ctx context.Context, args []string) error {
 			out.w.Flush()
 			fmt.Fprintf(os.Stdout, "got %s %d\n", m.From, s.N)
 			out.Unlock()
+			if got++; got == *dieAfter {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
 		}
 	}
 }
@@ -201,12 +225,16 @@ func send(ctx context.Context, args []string) error {
 	from := fs.Int("from", 1, "first message number")
 	size := fs.Int("size", 0, "payload bytes per message")
 	rate := fs.Int("rate", 0, "messages per second (0: as fast as possible)")
+	resume := fs.Bool("resume", false, "send nothing new: deliver what the store holds, then exit")
 	fs.Parse(args)
 	comm, err := c.node()
 	if err != nil {
 		return err
 	}
 	defer comm.Close()
+	if *resume {
+		return drain(ctx, comm)
+	}
 	peer, err := comm.Connect(ctx, *to)
 	if err != nil {
 		return err
@@ -291,4 +319,24 @@ func churn(ctx context.Context, args []string) error {
 	wg.Wait()
 	say("churned cycles=%d acked=%d", cycles, sent)
 	return firstErr
+}
+
+// drain waits until the store holds no unacknowledged message.
+func drain(ctx context.Context, comm *slc.Communicator) error {
+	st := comm.Store()
+	if st == nil {
+		return errors.New("-resume needs -store")
+	}
+	say("restored %d peers", len(st.Restored()))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for st.Stats().OutBytes > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	say("drained")
+	return nil
 }
