@@ -172,7 +172,7 @@ func openDB(path string, readOnly, noSync bool) (db *bolt.DB, err error) {
 	err = guard(func() error {
 		var e error
 		db, e = bolt.Open(path, 0o600, &bolt.Options{
-			Timeout:        time.Second,
+			Timeout: time.Second,
 			// The free list is written with each commit: without it,
 			// bbolt rebuilds it at open by walking the file in a
 			// goroutine of its own, where a damaged page crashes the
