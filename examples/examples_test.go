@@ -30,6 +30,7 @@ var examples = []struct {
 	{"supervision", "supervision: reconnected; all 10 commands arrived exactly once, in order"},
 	{"actor", "actor: 3 readings answered with setpoints"},
 	{"robot", "robot: the controller handled 10 readings; the logger logged 17 events"},
+	{"durable", "durable: 5 readings, each taken once across a restart"},
 }
 
 // runTimeout bounds each example's run; they take a few seconds at most.
