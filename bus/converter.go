@@ -255,7 +255,10 @@ func fixedLen(schema string, b []byte, n int) error {
 }
 
 func builtinConverters() []Converter {
-	be := binary.BigEndian
+	// Numbers are little-endian, as RSB encodes them (rsb-python's
+	// converter, Python's struct "<"), so the schemas mean the same bytes
+	// on both buses.
+	be := binary.LittleEndian
 	return []Converter{
 		voidConverter{},
 		NewConverter(SchemaBool,
