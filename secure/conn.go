@@ -29,9 +29,16 @@ const (
 	lenPrefix          = 2
 	maxWire            = lenPrefix + MaxNoiseMessage
 
-	// readBufSize is the ciphertext buffer of a connection's reader: it
-	// holds several records, so one read from the socket serves many.
+	// readBufSize is the largest ciphertext buffer of a connection's
+	// reader: it holds several records, so one read from the socket
+	// serves many. The buffer starts at minReadBuf, grows fourfold when a
+	// read fills it, and shrinks after reads that use little of it, so an
+	// idle connection keeps little memory.
 	readBufSize = 128 << 10
+	minReadBuf  = 4 << 10
+	// idleWriteBuf is the most buffer a writer keeps between writes that
+	// use little of it.
+	idleWriteBuf = 16 << 10
 	// writeChunk is how much ciphertext the writer seals before handing it
 	// to the socket in one write.
 	writeChunk = 256 << 10
@@ -116,6 +123,7 @@ type Conn struct {
 	rbuf []byte // ciphertext read from nc: rbuf[rpos:rend] not yet used
 	rpos int
 	rend int
+	rcur int    // the buffer size wanted now, between minReadBuf and readBufSize
 	pbuf []byte // plaintext of a record larger than the caller's buffer
 	pend []byte // what is left of it
 	rerr error  // sticky: a record failed authentication
@@ -160,9 +168,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 	defer c.rmu.Unlock()
 	if len(p) == 0 {
 		return 0, nil
-	}
-	if c.rbuf == nil {
-		c.rbuf = make([]byte, readBufSize)
 	}
 	// Each read from nc may get the caller's whole read window (see
 	// rearm) when the caller arms a deadline before every Read, as a
@@ -272,14 +277,41 @@ func (c *Conn) badLength(l int) error {
 // first moving the incomplete record at the head to the front when it
 // would not fit.
 func (c *Conn) fill() error {
-	if c.rpos == c.rend {
+	avail := c.rend - c.rpos
+	need := lenPrefix // the bytes the next record takes, as far as known
+	if avail >= lenPrefix {
+		need += int(binary.BigEndian.Uint16(c.rbuf[c.rpos:]))
+	}
+	if c.rcur == 0 {
+		c.rcur = minReadBuf
+	}
+	want := max(c.rcur, need)
+	switch {
+	case c.rbuf == nil || (avail == 0 && (len(c.rbuf) > 2*want || len(c.rbuf) < want)):
+		// First use, the size wanted changed, or idle after a burst
+		// (the large buffer goes).
+		c.rbuf, c.rpos, c.rend = make([]byte, want), 0, 0
+	case avail == 0:
 		c.rpos, c.rend = 0, 0
-	} else if len(c.rbuf)-c.rpos < maxWire {
+	case c.rpos+need <= len(c.rbuf) && len(c.rbuf)-c.rend >= min(2<<10, len(c.rbuf)/4):
+		// The record fits after what is buffered.
+	case len(c.rbuf) >= want:
 		c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
 		c.rpos = 0
+	default:
+		nb := make([]byte, want)
+		c.rend = copy(nb, c.rbuf[c.rpos:c.rend])
+		c.rbuf, c.rpos = nb, 0
 	}
+	space := len(c.rbuf) - c.rend
 	m, err := c.nc.Read(c.rbuf[c.rend:])
 	c.rend += m
+	switch {
+	case m == space && c.rcur < readBufSize:
+		c.rcur = min(c.rcur*4, readBufSize)
+	case m < c.rcur/16 && c.rcur > minReadBuf:
+		c.rcur = max(c.rcur/2, minReadBuf)
+	}
 	if m > 0 {
 		return nil
 	}
@@ -342,8 +374,8 @@ func (c *Conn) writeBuffers(bufs [][]byte) (int64, error) {
 			plain = bufs[i][off : off+n]
 			off += n
 		} else {
-			if c.gbuf == nil {
-				c.gbuf = make([]byte, 0, MaxRecordPlaintext)
+			if cap(c.gbuf) < n {
+				c.gbuf = make([]byte, 0, n)
 			}
 			plain = c.gbuf[:0]
 			for len(plain) < n {
@@ -373,7 +405,12 @@ func (c *Conn) writeBuffers(bufs [][]byte) (int64, error) {
 			out = out[:0]
 		}
 	}
-	c.wbuf = out[:0]
+	if cap(out) > idleWriteBuf && total < cap(out)/16 {
+		// A small write after large ones: give the memory back.
+		c.wbuf, c.gbuf = nil, nil
+	} else {
+		c.wbuf = out[:0]
+	}
 	return written, nil
 }
 
