@@ -20,9 +20,12 @@ import (
 //	WithNetworkSecret(secret), WithIdentity(id) // optionally with keys or TOFU too
 //
 // Authorized keys and trust on first use exclude each other. Combining
-// them, giving one option twice, or mixing these options with WithSecurity
-// of another peer.Security makes New fail. Secure and plain nodes never connect to each other: both
-// sides fail at once with "security mode mismatch".
+// them, giving one option twice, an incomplete combination (an identity
+// without a way to trust peers, authorized keys or trust on first use
+// without an identity), or mixing these options with WithSecurity of
+// another peer.Security makes New fail. Secure and plain nodes never
+// connect to each other: both sides fail at once with "security mode
+// mismatch".
 
 // secureConfig returns the *secure.Config being built in c.
 func secureConfig(c *Config) (*secure.Config, error) {
@@ -117,7 +120,9 @@ func WithTrustOnFirstUse(knownPeersPath string) Option {
 // WithNetworkSecret mixes a secret shared by all nodes into every
 // handshake (Noise XXpsk3): only nodes that have it can connect. Alone, it
 // is the whole trust model, for quick lab setups: each process makes a new
-// key pair, and any node with the secret may use any name. With
+// key pair, and any node with the secret may use any name, except that a
+// live session stays bound to the key its peer first proved (another key
+// claiming that peer's name is refused until the session ends). With
 // WithIdentity it can be combined with authorized keys or trust on first
 // use. The secret must be at least 16 bytes; use a long random one (an
 // active attacker can test guesses offline).

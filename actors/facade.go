@@ -154,6 +154,12 @@ type sess struct {
 	waiters    []*waiter
 	redirected bool // its connection went to another session; end silently
 	reported   bool // its end was reported already (Disconnect)
+	// key is the fingerprint of the key the remote proved on the first
+	// connection bound to the session (secure mode; "" until then, and in
+	// plain mode). Every later connection bound to the session, in either
+	// direction, must prove the same key: the name stays bound to it for
+	// as long as the session lives (reconnecting and linger included).
+	key string
 }
 
 // addrOr returns the address to report for the session.
@@ -532,7 +538,13 @@ func (f *facade) cancelWaiter(ctx actor.Context, s *sess, replyTo *actor.PID, er
 //   - when each side dialed one (a simultaneous connect), the connection
 //     dialed by the node with the smaller name wins, and the other is
 //     refused as a duplicate.
+//
+// Before any of these, in secure mode, a connection that proves another
+// key than the one the session is pinned to is refused (see checkKey).
 func (f *facade) decide(s *sess, hs *peer.Handshake) error {
+	if err := s.checkKey(hs); err != nil {
+		return err
+	}
 	if s.cur == nil {
 		return nil
 	}
@@ -553,14 +565,46 @@ func (f *facade) decide(s *sess, hs *peer.Handshake) error {
 	return nil
 }
 
+// fingerprint returns the fingerprint of the key hs proved, "" in plain
+// mode.
+func fingerprint(hs *peer.Handshake) string {
+	if hs == nil || hs.Identity == nil {
+		return ""
+	}
+	return hs.Identity.Fingerprint()
+}
+
+// checkKey refuses a connection for s whose remote proved another key than
+// the one s is pinned to. Trust decisions (secure.Config.Authorize) bind a
+// name to a key only in some modes; with a network secret alone any holder
+// of the secret may use any name, so without this check it could take over
+// a live session by claiming its peer's name. The refusal is permanent:
+// retrying with the same key cannot help while the session lives.
+func (s *sess) checkKey(hs *peer.Handshake) error {
+	got := fingerprint(hs)
+	if s.key == "" || got == s.key {
+		return nil
+	}
+	if got == "" {
+		got = "none (plain mode)"
+	}
+	return &wire.ProtocolError{Code: wire.CodeUnauthorized, Reason: fmt.Sprintf(
+		"node %q proved key %s; this connection proves key %s (the name stays bound to the first key while its session lives)",
+		s.s.ID(), s.key, got)}
+}
+
 func isDuplicate(err error) bool {
 	pe, ok := wire.AsProtocolError(err)
 	return ok && pe.Code == wire.CodeDuplicate
 }
 
-// adopt makes hs the session's current connection.
+// adopt makes hs the session's current connection. The first one pins
+// the session to the key its remote proved (see checkKey).
 func (s *sess) adopt(hs *peer.Handshake) {
 	s.cur, s.live, s.dialedByUs, s.instance = hs, false, hs.Dialed, hs.Remote.Instance
+	if s.key == "" {
+		s.key = fingerprint(hs)
+	}
 }
 
 func (f *facade) bindOutbound(ctx actor.Context, m *peer.BindRequest) *peer.BindReply {
@@ -700,9 +744,9 @@ func (f *facade) up(ctx actor.Context, m *peer.Up) {
 		return // superseded already: the actor is replacing it
 	}
 	s.live, s.addr = true, m.Addr
-	key := ""
-	if m.Conn != nil && m.Conn.Identity != nil {
-		key = m.Conn.Identity.Fingerprint()
+	key := fingerprint(m.Conn)
+	if s.key == "" {
+		s.key = key // adopt pinned it already; this covers any other path
 	}
 	f.publish(&PeerConnected{Peer: m.Session.ID(), Addr: m.Addr, Inbound: !m.Dialed, Resumed: m.Resumed, Restarted: m.Restarted, Instance: m.Instance, Key: key, Abandoned: m.Abandoned})
 	f.resolve(ctx, s, nil)

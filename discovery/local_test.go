@@ -78,6 +78,24 @@ next:
 	return false
 }
 
+// levels returns the level of each record that contains every part.
+func (l *logRecorder) levels(parts ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+next:
+	for _, r := range l.recs {
+		for _, p := range parts {
+			if !strings.Contains(r, p) {
+				continue next
+			}
+		}
+		level, _, _ := strings.Cut(r, " ")
+		out = append(out, level)
+	}
+	return out
+}
+
 func (l *logRecorder) dump() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -337,6 +355,13 @@ func TestHostileAnswersAreIgnored(t *testing.T) {
 	} {
 		testutil.Eventually(t, 5*time.Second, func() bool { return logs.has(want...) },
 			"no debug log with %q; logs:\n%s", want, logs.dump())
+		// Hostile answers are routine on a shared network: they are
+		// logged at debug level only, never as warnings or errors.
+		for _, level := range logs.levels(want...) {
+			if level != slog.LevelDebug.String() {
+				t.Errorf("log with %q at level %s, want %s; logs:\n%s", want, level, slog.LevelDebug, logs.dump())
+			}
+		}
 	}
 	// Only the valid service was reported, unspoiled, and the browser
 	// still works.
@@ -419,6 +444,11 @@ func TestResponderSurvivesHostileQueries(t *testing.T) {
 	q.Question = []dns.Question{{Name: serviceName, Qtype: dns.TypePTR, Qclass: dns.ClassINET}}
 	in.send(q)
 	testutil.Eventually(t, 2*time.Second, func() bool { return logs.has("malformed packet") }, "no log of the junk; logs:\n%s", logs.dump())
+	for _, level := range logs.levels("malformed packet") {
+		if level != slog.LevelDebug.String() {
+			t.Errorf("junk query logged at level %s, want %s; logs:\n%s", level, slog.LevelDebug, logs.dump())
+		}
+	}
 
 	// A legacy querier (not port 5353) gets a unicast answer, with its
 	// ID and question, and TTLs capped at 10 s.

@@ -37,7 +37,9 @@ const pskLabel = "slc network secret v1"
 //     name is rejected;
 //   - a network secret alone: every node that knows the secret is trusted
 //     and may use any name; each process makes a new identity (key pair)
-//     when it starts;
+//     when it starts. (The slc facade still keeps a live session bound to
+//     the key its peer first proved: another key claiming that name is
+//     refused until the session ends. See docs/security.md, section 5.)
 //   - a network secret with an identity, and optionally authorized keys or
 //     trust on first use: both the secret and the key check must pass.
 //

@@ -79,12 +79,14 @@ func TestAdvertiseAndDiscover(t *testing.T) {
 	b.expectExit(0)
 }
 
+// TestDiscoverBadFlags: bad arguments are refused. Each command names lo,
+// so that one accepted by mistake still sends no mDNS on a real interface.
 func TestDiscoverBadFlags(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
-		{"discover", "--timeout", "0"},
-		{"discover", "a", "b"},
-		{"advertise"},
+		{"discover", "--timeout", "0", "-i", "lo"},
+		{"discover", "a", "b", "-i", "lo"},
+		{"advertise", "-i", "lo"},
 		{"advertise", "x", "--listen", "unix:" + t.TempDir() + "/s", "-i", "lo"},
 	} {
 		r := runSLC(t, args...)
