@@ -444,8 +444,11 @@ func startBenchServer(ctx context.Context, g *globals) (*benchChild, string, err
 		return nil, "", err
 	}
 	args := []string{"bench", "--serve", "--serve-child"}
-	if g.verbose {
+	switch {
+	case g.verbose:
 		args = append(args, "-v")
+	case g.logLevel.set:
+		args = append(args, "--log-level", g.logLevel.String())
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = g.stderr

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,8 +33,9 @@ const exitInterrupted = 130
 // globals holds the settings every subcommand shares: the global flags and
 // where output goes.
 type globals struct {
-	json    bool // --json: JSON lines instead of text
-	verbose bool // -v: the library logs at Debug level to stderr
+	json     bool         // --json: JSON lines instead of text
+	verbose  bool         // -v, or --log-level debug: debug logs and routine events
+	logLevel logLevelFlag // --log-level: the library logs at this level and above to stderr
 
 	compress compressFlag // --compress: every node's compressor (compress_flag.go)
 	secure   secureFlags  // --identity, --authorized-keys, ...: secure mode (secure_flags.go)
@@ -53,13 +55,17 @@ func addCommand(newCmd func(*globals) *cobra.Command) {
 // newPrinter returns a printer for the command's results, honouring --json.
 func (g *globals) newPrinter() *printer { return newPrinter(g.stdout, g.json) }
 
-// logger returns the logger nodes get with -v, or nil: the library is
-// silent by default.
+// logger returns the logger nodes get with --log-level or -v, or nil: the
+// library is silent by default.
 func (g *globals) logger() *slog.Logger {
-	if !g.verbose {
+	level, ok := g.logLevel.level, g.logLevel.set
+	if g.verbose {
+		level, ok = slog.LevelDebug, true
+	}
+	if !ok {
 		return nil
 	}
-	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	opts := &slog.HandlerOptions{Level: level}
 	if g.json {
 		return slog.New(slog.NewJSONHandler(g.stderr, opts))
 	}
@@ -96,7 +102,19 @@ Start with "slc demo" to see it happen.`,
 	root.SetErr(g.stderr)
 	pf := root.PersistentFlags()
 	pf.BoolVar(&g.json, "json", false, "print events and results as JSON objects, one per line")
-	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log the library's debug messages to stderr")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log the library's debug messages to stderr, and show routine events (--log-level debug)")
+	pf.Var(&g.logLevel, "log-level", "log the library's messages at this `level` and above to stderr: debug, info, warn or error (default: none)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if !g.logLevel.set {
+			return nil
+		}
+		if g.logLevel.level == slog.LevelDebug {
+			g.verbose = true // --log-level debug is -v
+		} else if g.verbose {
+			return fmt.Errorf("-v means --log-level debug: it cannot be combined with --log-level %s", g.logLevel.String())
+		}
+		return nil
+	}
 	pf.Var(&g.compress, "compress", compressUsage)
 	g.secure.addFlags(pf)
 	for _, newCmd := range commands {
@@ -104,6 +122,39 @@ Start with "slc demo" to see it happen.`,
 	}
 	return root
 }
+
+// logLevelFlag is the value of --log-level: one of the four slog levels,
+// by name.
+type logLevelFlag struct {
+	level slog.Level
+	set   bool
+}
+
+// logLevels are the names --log-level takes.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+func (f *logLevelFlag) String() string {
+	if !f.set {
+		return ""
+	}
+	return strings.ToLower(f.level.String())
+}
+
+func (f *logLevelFlag) Set(s string) error {
+	l, ok := logLevels[strings.ToLower(s)]
+	if !ok {
+		return errors.New("want debug, info, warn or error")
+	}
+	f.level, f.set = l, true
+	return nil
+}
+
+func (f *logLevelFlag) Type() string { return "level" }
 
 // buildVersion is the version set at link time, else the module version.
 func buildVersion() string {
