@@ -238,18 +238,25 @@ func TestTimestampsMonotonic(t *testing.T) {
 		}
 	}
 
-	// With the real clock in one process (Go's monotonic readings), an
-	// in-process event's times never decrease.
-	real := join(t, freeAddr(t), "ts-real")
-	c := listen(t, real, "/")
+	// With the default clock, one per process, an event's times never
+	// decrease in one process: in-process, and from one participant to
+	// another (TestServerKilled checks processes on one host).
+	realAddr := freeAddr(t)
+	real := join(t, realAddr, "ts-real")
+	real2 := join(t, realAddr, "ts-real2")
+	reals := map[string]*collector{"in-process": listen(t, real, "/"), "remote": listen(t, real2, "/")}
 	inf2, _ := real.NewInformer("/r/")
 	for range 50 {
-		inf2.Publish(ctx, true)
+		if _, err := inf2.Publish(ctx, true); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, e := range c.wait(ctx, t, 50) {
-		m := e.Meta
-		if m.SendTime.Before(m.CreateTime) || m.ReceiveTime.Before(m.SendTime) || m.DeliverTime.Before(m.ReceiveTime) {
-			t.Errorf("real clock: create %v send %v receive %v deliver %v", m.CreateTime, m.SendTime, m.ReceiveTime, m.DeliverTime)
+	for name, c := range reals {
+		for _, e := range c.wait(ctx, t, 50) {
+			m := e.Meta
+			if m.SendTime.Before(m.CreateTime) || m.ReceiveTime.Before(m.SendTime) || m.DeliverTime.Before(m.ReceiveTime) {
+				t.Errorf("real clock, %s: create %v send %v receive %v deliver %v", name, m.CreateTime, m.SendTime, m.ReceiveTime, m.DeliverTime)
+			}
 		}
 	}
 }

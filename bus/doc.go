@@ -49,9 +49,13 @@
 // (handed to slc, or to the local dispatch), receive (the receiving
 // participant got it), deliver (given to the listener). Create and send
 // come from the publisher's clock, receive and deliver from the
-// receiver's: on one host they never decrease along the pipeline, and in
-// one process they keep Go's monotonic reading; across hosts they are
-// only as consistent as the hosts' clocks. WithClock injects a clock.
+// receiver's. The default clock is the wall clock read once per process,
+// at the first Join, and advanced by the monotonic clock: in one process
+// the times never decrease along the pipeline, from one participant to
+// another too. Processes on one host agree unless the system clock was
+// stepped between their first Joins, which offsets their times by the
+// step; across hosts the times are only as consistent as the hosts'
+// clocks. WithClock injects a clock.
 //
 // # Listeners and filters
 //
@@ -135,6 +139,12 @@
 // returns data of the wrong type produces a reply marked with the user
 // info "rsb:error?" = "1", which the caller gets as a *RemoteError (Kind
 // tells which). A call nobody answers waits for its context.
+//
+// Each request has a context of its own, which ends when the caller's
+// context is canceled (Call then publishes a MethodCancel event caused by
+// the request), when the caller's deadline passes (the request carries
+// the time left, InfoTimeout), when the server closes, or when the
+// handler returns. A request whose context ended gets no reply.
 //
 // # Introspection
 //

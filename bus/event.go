@@ -35,6 +35,9 @@ func (id EventID) String() string {
 const (
 	MethodRequest = "REQUEST"
 	MethodReply   = "REPLY"
+	// MethodCancel: the caller gave up on the request its cause names
+	// (its context ended); the server cancels the handler's context.
+	MethodCancel = "CANCEL"
 )
 
 // Event is a message on the bus.
@@ -47,8 +50,8 @@ type Event struct {
 	ID EventID
 	// Scope is where the event was published.
 	Scope Scope
-	// Method is "" for plain events; remote calls use MethodRequest and
-	// MethodReply.
+	// Method is "" for plain events; remote calls use MethodRequest,
+	// MethodReply and MethodCancel.
 	Method string
 	// Schema is the wire schema of Data, chosen by the converter that
 	// encoded it ("utf-8-string", "int64", a registered type name, ...).
@@ -81,10 +84,13 @@ type Event struct {
 //	DeliverTime  the listener's handler or channel was given it
 //
 // Create and send times come from the publisher's clock, receive and
-// deliver times from the receiver's. On one host they use the same clock
-// and never decrease along the pipeline (in one process the values keep
-// Go's monotonic reading); across hosts they are only as consistent as
-// the hosts' clocks.
+// deliver times from the receiver's. In one process they never decrease
+// along the pipeline, between participants too: the default clock is
+// one per process (see WithClock). Between processes on one host they
+// agree unless the system clock was stepped between the processes'
+// first Joins (each process anchors its clock to the wall clock then):
+// a step offsets one process's times from the other's by the step.
+// Across hosts they are only as consistent as the hosts' clocks.
 type MetaData struct {
 	CreateTime  time.Time
 	SendTime    time.Time

@@ -33,6 +33,10 @@ type busnode struct {
 	got       int
 	sent      int
 	result    string
+	// published: what the node had published when it got its current
+	// server (the "server NAME published=N" report).
+	published int
+	stats     map[string]int // the last "stats" report
 	lines     []string
 	sig       chan struct{}
 }
@@ -79,8 +83,15 @@ func (n *busnode) read(r io.Reader) {
 			n.server = strings.TrimPrefix(f[1], "server=")
 		case line == "listening":
 			n.listening = true
-		case len(f) == 2 && f[0] == "server":
+		case len(f) == 3 && f[0] == "server" && strings.HasPrefix(f[2], "published="):
 			n.server = f[1]
+			n.published, _ = strconv.Atoi(strings.TrimPrefix(f[2], "published="))
+		case len(f) > 1 && f[0] == "stats":
+			n.stats = map[string]int{}
+			for _, kv := range f[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				n.stats[k], _ = strconv.Atoi(v)
+			}
 		case len(f) == 2 && f[0] == "got":
 			n.got, _ = strconv.Atoi(f[1])
 		case len(f) == 2 && f[0] == "sent":
@@ -143,7 +154,9 @@ func (n *busnode) quit() {
 // TestServerKilled runs three participants in their own processes, kills
 // the serving one with SIGKILL while an informer publishes, and counts
 // what a listener got: every event once and in order with reliable QoS;
-// with unreliable QoS some may be lost, never duplicated. The survivors
+// with unreliable QoS some may be lost, never duplicated, no more than
+// the events published in the changeover's window, and none to a full
+// queue. The survivors
 // must elect the longest-lived of them as the new server, whichever of
 // the informer and the listener it is.
 func TestServerKilled(t *testing.T) {
@@ -195,6 +208,13 @@ func testServerKilled(t *testing.T, unreliable bool, successor string) {
 
 	inf.send("start")
 	lst.waitFor(ctx, fmt.Sprintf("%d events", before), func(n *busnode) bool { return n.got >= before })
+	// The old server has dropped nothing over a queue limit so far (what
+	// it drops between this report and the kill would show as loss).
+	srv.send("stats")
+	srv.waitFor(ctx, "stats", func(n *busnode) bool { return n.stats != nil })
+	if d := srv.stats["dropped"]; d != 0 {
+		t.Errorf("the server dropped %d events over a queue limit before the kill", d)
+	}
 	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +232,10 @@ func testServerKilled(t *testing.T, unreliable bool, successor string) {
 	inf.waitFor(ctx, "end of publishing", func(n *busnode) bool { return n.sent > 0 })
 	lst.waitFor(ctx, "result", func(n *busnode) bool { return n.result != "" })
 
+	for _, n := range []*busnode{lst, inf} {
+		n.send("stats")
+		n.waitFor(ctx, "stats", func(n *busnode) bool { return n.stats != nil })
+	}
 	var tally testutil.Tally
 	if _, err := fmt.Sscanf(lst.result, "sent=%d received=%d lost=%d duplicated=%d reordered=%d",
 		&tally.Sent, &tally.Received, &tally.Lost, &tally.Duplicated, &tally.Reordered); err != nil {
@@ -233,6 +257,33 @@ func testServerKilled(t *testing.T, unreliable bool, successor string) {
 	}
 	if tally.Received+tally.Lost != tally.Sent {
 		t.Errorf("received %d + lost %d != sent %d", tally.Received, tally.Lost, tally.Sent)
+	}
+	// Nothing was lost to a full queue: not in the informer's outgoing
+	// queue, the new server's queues (the listener or the informer serves)
+	// or the listener's queue.
+	for _, n := range []*busnode{lst, inf} {
+		if d := n.stats["dropped"]; d != 0 {
+			t.Errorf("%s dropped %d events over a queue limit: %v", n.name, d, n.stats)
+		}
+	}
+	// Processes on one host stamp times that never decrease along the
+	// pipeline (no step of the system clock while they run).
+	if b := lst.stats["backwards"]; b != 0 {
+		t.Errorf("%d events had a time before the one of the step before it", b)
+	}
+	// The changeover loses at most the events in its window: those
+	// published after the last one the listener had reported before the
+	// kill (atKill) and before the informer had the new server. Events
+	// published without a server wait in the informer's queue and go to
+	// the new server, which keeps them for the listener until it joins.
+	inf.mu.Lock()
+	atTakeover := inf.published
+	inf.mu.Unlock()
+	window := atTakeover - atKill
+	t.Logf("changeover window: %d events published between the listener's %d received and the new server (%d published then); %d lost",
+		window, atKill, atTakeover, tally.Lost)
+	if tally.Lost > window {
+		t.Errorf("lost %d events, more than the %d of the changeover's window", tally.Lost, window)
 	}
 	inf.quit()
 	lst.quit()

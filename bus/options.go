@@ -191,10 +191,12 @@ func WithConverters(r *Converters) Option {
 }
 
 // WithClock replaces the clock of the event timestamps this participant
-// sets. The default reads the wall clock once, at Join, and advances it
-// with the monotonic clock: one clock read per timestamp, and timestamps
-// that never go back within the process; a step of the system clock after
-// Join is not followed. now must not call the participant.
+// sets. The default, shared by the participants of a process, reads the
+// wall clock once, at the process's first Join, and advances it with the
+// monotonic clock: one clock read per timestamp, and timestamps that
+// never go back within the process. A step of the system clock after
+// that Join is not followed, so another process that joins after a step
+// stamps times offset by the step. now must not call the participant.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) error {
 		if now == nil {

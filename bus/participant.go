@@ -136,7 +136,7 @@ func Join(ctx context.Context, opts ...Option) (*Participant, error) {
 		first:     true,
 	}
 	if p.now == nil {
-		p.now = monoClock(time.Now())
+		p.now = processClock()
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.locals.Store(&[]*Listener{})
@@ -706,6 +706,13 @@ func acceptSeq(last *atomic.Uint64, seq uint64) bool {
 func monoClock(base time.Time) func() time.Time {
 	return func() time.Time { return base.Add(time.Since(base)) }
 }
+
+// processClock returns the default clock, one for the whole process: the
+// wall clock read at the first Join, advanced with the monotonic clock.
+// Every participant of the process stamps its events on that one
+// timeline, so their times never decrease from one participant to
+// another either. It is no process setting: only the bus reads it.
+var processClock = sync.OnceValue(func() func() time.Time { return monoClock(time.Now()) })
 
 func randomInstance() uint64 {
 	var b [8]byte

@@ -144,16 +144,153 @@ func TestRequestReplyErrors(t *testing.T) {
 		t.Errorf("a call nobody answers: %v", err)
 	}
 	// A method still running when its server closes sees its context end,
-	// and the caller's context bounds the call.
+	// and the call, which gets no reply, ends with its own context.
+	started, ended := make(chan struct{}), make(chan error, 1)
+	if err := calc.AddMethod("slow", func(ctx context.Context, _ *bus.Event) (any, error) {
+		close(started)
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return nil, ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
 	short2, cancel2 := context.WithCancel(ctx)
+	defer cancel2()
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.Call(short2, "slow", nil)
 		done <- err
 	}()
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the slow method never started")
+	}
 	calc.Close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the slow method's context ended with %v, want context.Canceled", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the slow method's context did not end when its server closed")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the call ended before its context: %v", err)
+	default:
+	}
 	cancel2()
 	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("slow call: %v", err)
+		t.Errorf("slow call: %v, want context.Canceled", err)
+	}
+}
+
+// TestRequestCancel checks that a handler's context follows its caller's:
+// a caller that cancels ends the handler's context, and a caller's
+// deadline is the handler's.
+func TestRequestCancel(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	addr := freeAddr(t)
+	srv := join(t, addr, "rpccancel-server")
+	cli := join(t, addr, "rpccancel-client")
+	s, err := srv.NewLocalServer(ctx, "/wait/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type run struct {
+		deadline time.Time
+		hasDL    bool
+		err      error
+	}
+	started, ended := make(chan struct{}, 1), make(chan run, 1)
+	if err := s.AddMethod("block", func(hctx context.Context, _ *bus.Event) (any, error) {
+		started <- struct{}{}
+		<-hctx.Done()
+		dl, ok := hctx.Deadline()
+		ended <- run{dl, ok, hctx.Err()}
+		return nil, hctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]*bus.Participant{"remote": cli, "same participant": srv} {
+		r, err := p.NewRemoteServer(ctx, "/wait/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The caller cancels: the handler sees its context end, the caller
+		// gets context.Canceled.
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.Call(cctx, "block", nil)
+			done <- err
+		}()
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatalf("%s: the handler never started", name)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: canceled call: %v, want context.Canceled", name, err)
+		}
+		select {
+		case got := <-ended:
+			if !errors.Is(got.err, context.Canceled) {
+				t.Errorf("%s: handler's context ended with %v, want context.Canceled", name, got.err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: the caller canceled, the handler's context did not end", name)
+		}
+
+		// The caller's deadline passes: the handler's context has a
+		// deadline too, and ends with it.
+		dctx, dcancel := context.WithTimeout(ctx, time.Second)
+		want, _ := dctx.Deadline()
+		go func() {
+			_, err := r.Call(dctx, "block", nil)
+			done <- err
+		}()
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatalf("%s: the handler never started", name)
+		}
+		if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: call past its deadline: %v", name, err)
+		}
+		dcancel()
+		select {
+		case got := <-ended:
+			if !got.hasDL || got.deadline.After(want.Add(5*time.Second)) || got.err == nil {
+				t.Errorf("%s: handler's context: deadline %v (set %v), err %v; want about %v", name, got.deadline, got.hasDL, got.err, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: the caller's deadline passed, the handler's context did not end", name)
+		}
+		r.Close()
+	}
+	// A handler that returns ends its context: one kept past the call is
+	// done.
+	kept := make(chan context.Context, 1)
+	if err := s.AddMethod("keep", func(hctx context.Context, _ *bus.Event) (any, error) {
+		kept <- hctx
+		return "ok", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cli.NewRemoteServer(ctx, "/wait/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if v, err := bus.Call[string](ctx, r, "keep", nil); err != nil || v != "ok" {
+		t.Fatalf("keep = %q, %v", v, err)
+	}
+	select {
+	case <-(<-kept).Done():
+	case <-ctx.Done():
+		t.Fatal("the context of a handler that returned did not end")
 	}
 }

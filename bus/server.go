@@ -2,7 +2,6 @@ package bus
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -171,28 +170,64 @@ type dest struct {
 	instance uint64
 	present  bool // joined this server; expected members are not
 	removed  bool
-	buf      []byte    // event records to send
-	spare    []byte    // the buffer of the last send, for reuse
-	events   int       // records in buf
-	refs     []destRef // pending acknowledgements of records in buf
+	// chunks is the queue of event records to send, in batches of at
+	// most maxBatchBytes (a larger record has one of its own): a send
+	// takes the first chunk as it is, with no copy, however long the
+	// queue.
+	chunks   []destChunk
+	free     [][]byte // the buffers of sent chunks, for reuse
+	events   int      // records in chunks
 	ctl      []*controlMsg
 	ack      uint64 // the acknowledgement owed to the member for its own events
 	ackSent  uint64
 	inflight []sentBatch
 	dropped  uint64
 	// spareRefs are acknowledged batches' ref slices, for reuse.
-	spareRefs [][]destRef
+	spareRefs [][]ref
 	retries   int // sends that found the member unknown to slc
 }
 
-type destRef struct {
-	ref
-	end int // the offset in buf just after the record
+// destChunk is one batch of a member's queue.
+type destChunk struct {
+	buf  []byte // event records
+	n    int    // records in buf
+	refs []ref  // pending acknowledgements of records in buf
+	// borrowed: buf is part of a received batch, not the queue's own: it
+	// is neither appended to nor reused.
+	borrowed bool
 }
+
+// contiguous returns the records of recs as one slice when each starts
+// where the one before ends, in one array.
+func contiguous(recs []pendingRecord) ([]byte, bool) {
+	if len(recs) == 0 {
+		return nil, false
+	}
+	run := recs[0].rec
+	for _, r := range recs[1:] {
+		if len(r.rec) == 0 || cap(run)-len(run) < len(r.rec) {
+			return nil, false
+		}
+		next := run[:len(run)+len(r.rec)]
+		if &next[len(run)] != &r.rec[0] {
+			return nil, false
+		}
+		run = next
+	}
+	return run[:len(run):len(run)], true
+}
+
+// Reuse of a member's chunk buffers, and the smallest run of received
+// records a queue that is not empty keeps without a copy.
+const (
+	maxFreeChunks  = 2
+	firstChunkSize = 16 << 10
+	minBorrow      = 16 << 10
+)
 
 type sentBatch struct {
 	id   slc.MsgID
-	refs []destRef
+	refs []ref
 }
 
 func (d *dest) signal() {
@@ -301,7 +336,7 @@ func (s *server) removeLocked(name string) {
 	d.mu.Lock()
 	d.removed = true
 	refs := d.takeRefsLocked()
-	d.buf, d.spare, d.events = nil, nil, 0
+	d.chunks, d.free, d.events = nil, nil, 0
 	d.mu.Unlock()
 	close(d.done)
 	s.release(refs)
@@ -335,9 +370,12 @@ func (s *server) back(name string) {
 }
 
 // takeRefsLocked removes and returns every pending acknowledgement of d.
-func (d *dest) takeRefsLocked() []destRef {
-	refs := d.refs
-	d.refs = nil
+func (d *dest) takeRefsLocked() []ref {
+	var refs []ref
+	for i := range d.chunks {
+		refs = append(refs, d.chunks[i].refs...)
+		d.chunks[i].refs = d.chunks[i].refs[:0]
+	}
 	for _, b := range d.inflight {
 		refs = append(refs, b.refs...)
 	}
@@ -379,7 +417,7 @@ func (s *server) acknowledged(name string, upTo slc.MsgID) {
 
 // release counts the acknowledgements refs and announces what is then
 // acknowledged to the publishers.
-func (s *server) release(refs []destRef) {
+func (s *server) release(refs []ref) {
 	if len(refs) == 0 {
 		return
 	}
@@ -535,7 +573,10 @@ func (s *server) route(from string, batch []byte, recv time.Time, self bool) {
 	p.stats.duplicates.Add(dups)
 	release := sc.release
 	for _, dr := range pend {
-		release = dr.d.enqueue(dr.recs, release)
+		// Received batches are this participant's and never reused:
+		// queues may keep their records without copying them. The
+		// uplink's own log is reused.
+		release = dr.d.enqueue(dr.recs, !self, release)
 	}
 	s.release(release)
 	for _, o := range touched {
@@ -549,7 +590,7 @@ type routeScratch struct {
 	pend    []destRecords
 	touched []*origin
 	counted []bool
-	release []destRef
+	release []ref
 	scopes  []scopeDests
 }
 
@@ -620,51 +661,95 @@ func addRecord(pend []destRecords, d *dest, r pendingRecord) []destRecords {
 
 // enqueue appends records to d's queue. It returns, appended to release,
 // the acknowledgements no longer waited for (d was removed or is away).
-func (d *dest) enqueue(recs []pendingRecord, release []destRef) []destRef {
+// With borrow, the records' memory is never reused: when they lie back to
+// back, and the queue is empty or they are at least minBorrow bytes, the
+// queue keeps them as they are, as one chunk, instead of copying them.
+// Smaller runs are copied, to gather them into fewer sends.
+func (d *dest) enqueue(recs []pendingRecord, borrow bool, release []ref) []ref {
 	limit := d.s.p.cfg.queueLimit
 	d.mu.Lock()
 	if d.removed {
 		d.mu.Unlock()
 		for _, r := range recs {
 			if r.hasRef {
-				release = append(release, destRef{ref: r.ref})
+				release = append(release, r.ref)
 			}
 		}
 		return release
 	}
 	away := d.away.Load()
-	n, refs := 0, 0
-	for _, r := range recs {
-		n += len(r.rec)
-		if r.hasRef {
-			refs++
+	if borrow && d.events+len(recs) <= limit {
+		if run, ok := contiguous(recs); ok && len(run) <= maxBatchBytes && (len(d.chunks) == 0 || len(run) >= minBorrow) {
+			c := destChunk{buf: run, n: len(recs), borrowed: true}
+			if k := len(d.spareRefs); k > 0 {
+				c.refs, d.spareRefs = d.spareRefs[k-1], d.spareRefs[:k-1]
+			}
+			for _, r := range recs {
+				switch {
+				case !r.hasRef:
+				case away:
+					release = append(release, r.ref)
+				default:
+					c.refs = append(c.refs, r.ref)
+				}
+			}
+			d.chunks = append(d.chunks, c)
+			d.events += len(recs)
+			d.mu.Unlock()
+			d.signal()
+			return release
 		}
 	}
-	d.buf = slices.Grow(d.buf, n)
-	if d.refs == nil && len(d.spareRefs) > 0 {
-		k := len(d.spareRefs) - 1
-		d.refs, d.spareRefs = d.spareRefs[k], d.spareRefs[:k]
-	}
-	d.refs = slices.Grow(d.refs, refs)
+	var c *destChunk
 	for _, r := range recs {
 		if !r.reliable && d.events >= limit {
 			d.dropped++
 			d.s.p.stats.dropped.Add(1)
 			continue
 		}
-		d.buf = append(d.buf, r.rec...)
+		if c == nil || len(c.buf) > 0 && len(c.buf)+len(r.rec) > maxBatchBytes {
+			c = d.tailLocked(len(r.rec))
+		}
+		c.buf = append(c.buf, r.rec...)
+		c.n++
 		d.events++
 		if r.hasRef {
 			if away {
-				release = append(release, destRef{ref: r.ref})
+				release = append(release, r.ref)
 			} else {
-				d.refs = append(d.refs, destRef{ref: r.ref, end: len(d.buf)})
+				c.refs = append(c.refs, r.ref)
 			}
 		}
 	}
 	d.mu.Unlock()
 	d.signal()
 	return release
+}
+
+// tailLocked returns the chunk to append a record of n bytes to: the last
+// one, or a new one when the record would take the last past
+// maxBatchBytes. The pointer is valid until the queue changes.
+func (d *dest) tailLocked(n int) *destChunk {
+	if k := len(d.chunks); k > 0 {
+		if c := &d.chunks[k-1]; !c.borrowed && (len(c.buf) == 0 || len(c.buf)+n <= maxBatchBytes) {
+			return c
+		}
+	}
+	var c destChunk
+	switch k := len(d.free); {
+	case k > 0:
+		c.buf, d.free = d.free[k-1], d.free[:k-1]
+	case len(d.chunks) > 0:
+		// The queue is backing up: this chunk will fill too.
+		c.buf = make([]byte, 0, max(n, maxBatchBytes))
+	default:
+		c.buf = make([]byte, 0, max(n, firstChunkSize))
+	}
+	if k := len(d.spareRefs); k > 0 {
+		c.refs, d.spareRefs = d.spareRefs[k-1], d.spareRefs[:k-1]
+	}
+	d.chunks = append(d.chunks, c)
+	return &d.chunks[len(d.chunks)-1]
 }
 
 // run sends d's queue, its control messages and acknowledgements.
@@ -684,8 +769,9 @@ func (d *dest) run() {
 	}
 }
 
-// sendOnce sends what is queued, up to maxBatchBytes of records. It
-// reports whether it sent anything.
+// sendOnce sends the first chunk of the queue (at most maxBatchBytes of
+// records, unless one record is larger), with the control messages and
+// the acknowledgement owed. It reports whether it sent anything.
 func (d *dest) sendOnce() bool {
 	p := d.s.p
 	ctx := p.ctx
@@ -696,44 +782,20 @@ func (d *dest) sendOnce() bool {
 	}
 	ctl := d.ctl
 	d.ctl = nil
-	var batch []byte
-	var refs []destRef
-	n := 0
-	if len(d.buf) > 0 {
-		var cut int
-		cut, n = len(d.buf), d.events
-		if cut > maxBatchBytes {
-			cut, n = recordCut(d.buf, maxBatchBytes)
-		}
-		if cut == len(d.buf) {
-			refs, d.refs = d.refs, nil
-		} else {
-			k := 0
-			for k < len(d.refs) && d.refs[k].end <= cut {
-				k++
-			}
-			refs = slices.Clone(d.refs[:k])
-			d.refs = slices.Delete(d.refs, 0, k)
-			for i := range d.refs {
-				d.refs[i].end -= cut
-			}
-		}
-		if cut == len(d.buf) {
-			batch, d.buf = d.buf, d.spare[:0]
-			d.spare = nil
-		} else {
-			batch = append(d.spare[:0], d.buf[:cut]...)
-			d.spare = nil
-			d.buf = d.buf[:copy(d.buf, d.buf[cut:])]
-		}
-		d.events -= n
+	var c destChunk
+	if len(d.chunks) > 0 {
+		c = d.chunks[0]
+		k := copy(d.chunks, d.chunks[1:])
+		d.chunks[k] = destChunk{}
+		d.chunks = d.chunks[:k]
+		d.events -= c.n
 	}
 	var ack uint64
 	if d.ack > d.ackSent {
 		ack = d.ack
 	}
 	d.mu.Unlock()
-	if len(ctl) == 0 && len(batch) == 0 && ack == 0 {
+	if len(ctl) == 0 && len(c.buf) == 0 && ack == 0 {
 		return false
 	}
 	to := slc.PeerID(d.name)
@@ -743,35 +805,40 @@ func (d *dest) sendOnce() bool {
 				return false
 			}
 			if errors.Is(err, slc.ErrUnknownPeer) {
-				d.retryLater(ctl[i:], batch, n, refs)
+				d.retryLater(ctl[i:], c)
 				return false
 			}
 			p.log.Debug("bus: control message not sent", "member", d.name, "scope", m.Scope, "err", err)
 		}
 	}
-	if len(batch) == 0 && ack == 0 {
+	if len(c.buf) == 0 && ack == 0 {
 		return true
 	}
-	id, err := p.c.Send(ctx, &eventsMsg{Ack: ack, Events: batch}, to)
+	// Send copies the records: the chunk's buffer is free once it returns.
+	id, err := p.c.Send(ctx, &eventsMsg{Ack: ack, Events: c.buf}, to)
 	if err != nil && ctx.Err() == nil {
 		if errors.Is(err, slc.ErrUnknownPeer) {
-			d.retryLater(nil, batch, n, refs)
+			d.retryLater(nil, c)
 			return false
 		}
 		p.log.Debug("bus: events not sent", "member", d.name, "err", err)
 	}
-	var release []destRef
+	var release []ref
 	d.mu.Lock()
-	if batch != nil && cap(batch) <= 4*maxBatchBytes {
-		d.spare = batch[:0]
+	if c.buf != nil && !c.borrowed && cap(c.buf) <= 2*maxBatchBytes && len(d.free) < maxFreeChunks && !d.removed {
+		d.free = append(d.free, c.buf[:0])
 	}
 	switch {
+	case len(c.refs) == 0:
+		if c.refs != nil && len(d.spareRefs) < 4 && !d.removed {
+			d.spareRefs = append(d.spareRefs, c.refs)
+		}
 	case err != nil:
-		release = refs
-	case len(refs) > 0 && (d.removed || d.away.Load()):
-		release = refs
-	case len(refs) > 0:
-		d.inflight = append(d.inflight, sentBatch{id: id, refs: refs})
+		release = c.refs
+	case d.removed || d.away.Load():
+		release = c.refs
+	default:
+		d.inflight = append(d.inflight, sentBatch{id: id, refs: c.refs})
 	}
 	if err == nil {
 		d.ackSent = max(d.ackSent, ack)
@@ -779,7 +846,7 @@ func (d *dest) sendOnce() bool {
 	}
 	d.mu.Unlock()
 	d.s.release(release)
-	if err == nil && len(refs) > 0 {
+	if err == nil && len(c.refs) > 0 {
 		// The acknowledgement may have come while the batch was not yet
 		// in flight: it is cumulative, so check now.
 		d.s.acknowledged(d.name, id)
@@ -791,21 +858,17 @@ func (d *dest) sendOnce() bool {
 // yet: slc can deliver a new peer's first messages (its join) a moment
 // before Send to that peer works. The member's PeerConnected, or a short
 // timer, tries again.
-func (d *dest) retryLater(ctl []*controlMsg, batch []byte, n int, refs []destRef) {
+func (d *dest) retryLater(ctl []*controlMsg, c destChunk) {
 	d.mu.Lock()
 	if d.removed {
 		d.mu.Unlock()
-		d.s.release(refs)
+		d.s.release(c.refs)
 		return
 	}
 	d.ctl = append(slices.Clone(ctl), d.ctl...)
-	if len(batch) > 0 {
-		for i := range d.refs {
-			d.refs[i].end += len(batch)
-		}
-		d.refs = append(refs, d.refs...)
-		d.buf = append(batch[:len(batch):len(batch)], d.buf...)
-		d.events += n
+	if len(c.buf) > 0 {
+		d.chunks = slices.Insert(d.chunks, 0, c)
+		d.events += c.n
 	}
 	d.retries++
 	give := d.retries > maxUnknownRetries
@@ -822,21 +885,6 @@ const (
 	unknownRetry      = 10 * time.Millisecond
 	maxUnknownRetries = 500
 )
-
-// recordCut returns the length of the longest run of whole records at the
-// start of b that is at most max bytes (at least one record), and how
-// many records it holds.
-func recordCut(b []byte, max int) (cut, n int) {
-	for cut < len(b) {
-		l := 4 + int(binary.BigEndian.Uint32(b[cut:]))
-		if n > 0 && cut+l > max {
-			break
-		}
-		cut += l
-		n++
-	}
-	return cut, n
-}
 
 // changedLocked publishes the membership after a change: to this
 // participant and to every member. The caller holds p.mu.

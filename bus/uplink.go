@@ -135,8 +135,10 @@ func (u *uplink) publish(ctx context.Context, e *outEvent, local func(seq uint64
 			u.reliable++
 		}
 	}
-	u.mu.Unlock()
+	// Counted under the lock: Stats().Published is then at least the
+	// sequence number of every event that can have been sent.
 	p.stats.published.Add(1)
+	u.mu.Unlock()
 	u.signal()
 	return e.seq, nil
 }

@@ -2,9 +2,11 @@
 // sensor publishes readings on /robot/sensors/..., a controller listens
 // on /robot/ and answers each lidar reading with a command on
 // /robot/actuators/arm/ (caused by the reading), and a logger listens on
-// / and prints everything. The logger serves the bus; the others join it.
-// At the end the sensor asks the controller, by a remote call, how many
-// readings it handled. It runs a few dozen milliseconds and exits.
+// / and prints everything. Every participant joins in Auto mode, the
+// default, and none cares who serves: the first to join (the logger)
+// binds the bus address and serves, the others connect to it. At the end
+// the sensor asks the controller, by a remote call, how many readings it
+// handled. It runs a few dozen milliseconds and exits.
 //
 //	go run ./examples/robot
 package main
@@ -14,7 +16,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,7 +45,7 @@ func init() {
 }
 
 func main() {
-	addr := flag.String("bus", "127.0.0.1:0", "the bus address (port 0: a free port)")
+	addr := flag.String("bus", "127.0.0.1:0", "the bus address (port 0: a free port of that host)")
 	readings := flag.Int("readings", 5, "readings per sensor")
 	flag.Parse()
 	if err := run(*addr, *readings); err != nil {
@@ -54,9 +58,14 @@ func run(addr string, readings int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// The logger serves the bus and listens on the root scope.
-	logger, err := bus.Join(ctx, bus.WithAddr(addr), bus.WithMode(bus.ServerMode),
-		bus.WithNodeOptions(slc.WithName("logger")))
+	addr, err := freePort(addr)
+	if err != nil {
+		return err
+	}
+	// The logger listens on the root scope. It joins first, so it finds
+	// nobody serving and serves itself: the same call in every
+	// participant, whoever ends up serving.
+	logger, err := bus.Join(ctx, bus.WithAddr(addr), bus.WithNodeOptions(slc.WithName("logger")))
 	if err != nil {
 		return err
 	}
@@ -82,7 +91,7 @@ func run(addr string, readings int) error {
 
 	// The controller listens on /robot/, commands the arm, and answers
 	// status calls.
-	controller, err := bus.Join(ctx, bus.WithAddr(logger.Addr()), bus.WithNodeOptions(slc.WithName("controller")))
+	controller, err := bus.Join(ctx, bus.WithAddr(addr), bus.WithNodeOptions(slc.WithName("controller")))
 	if err != nil {
 		return err
 	}
@@ -133,7 +142,7 @@ func run(addr string, readings int) error {
 
 	// The sensor publishes readings, then asks the controller how many it
 	// handled.
-	sensor, err := bus.Join(ctx, bus.WithAddr(logger.Addr()), bus.WithNodeOptions(slc.WithName("sensor")))
+	sensor, err := bus.Join(ctx, bus.WithAddr(addr), bus.WithNodeOptions(slc.WithName("sensor")))
 	if err != nil {
 		return err
 	}
@@ -185,6 +194,22 @@ func run(addr string, readings int) error {
 	fmt.Printf("\nrobot: the controller handled %d readings; the logger logged %d events\n", n, logged)
 	mu.Unlock()
 	return nil
+}
+
+// freePort replaces port 0 in addr with a port of its host that was free
+// a moment ago: Auto mode needs a fixed address that every participant
+// knows.
+func freePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), nil
 }
 
 func describe(v any) string {

@@ -2,7 +2,11 @@
 // through its standard input and output, one command or report per line.
 //
 // Every node prints "joined server=NAME rank=N" once it is on the bus,
-// and "server NAME" whenever the server changes. A listener (-listen)
+// "server NAME published=N" whenever the server changes (N: the events
+// it had published then), and on "stats" its counters: "stats
+// published=.. received=.. duplicates=.. dropped=.. changeovers=..
+// backwards=..", the last the events whose timestamps decreased along the
+// pipeline. A listener (-listen)
 // counts the int64 events on its scope, prints "got N" every 100 events,
 // and on the end marker (the string "end:N") prints
 // "result sent=.. received=.. lost=.. duplicated=.. reordered=..". An
@@ -20,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slc-go/slc"
@@ -82,15 +87,23 @@ func run(addr, name, listenScope, publishScope string, unreliable bool) error {
 			m, changed = p.Membership()
 			if s := p.Server(); s != "" && s != last {
 				last = s
-				out.printf("server %s", s)
+				// What this node had published once it had the new server:
+				// bounds what the changeover can lose.
+				out.printf("server %s published=%d", s, p.Stats().Published)
 			}
 		}
 	}()
 
+	// Events whose times decreased along the pipeline (from another
+	// process on this host: the default clocks agree).
+	var backwards atomic.Int64
 	if listenScope != "" {
 		var mu sync.Mutex
 		var got []uint64
 		_, err := p.NewListener(ctx, listenScope, func(e *bus.Event) {
+			if m := e.Meta; m.SendTime.Before(m.CreateTime) || m.ReceiveTime.Before(m.SendTime) || m.DeliverTime.Before(m.ReceiveTime) {
+				backwards.Add(1)
+			}
 			switch v := e.Data.(type) {
 			case int64:
 				mu.Lock()
@@ -169,6 +182,10 @@ func run(addr, name, listenScope, publishScope string, unreliable bool) error {
 				return err
 			}
 			out.printf("sent %d", n)
+		case "stats":
+			st := p.Stats()
+			out.printf("stats published=%d received=%d duplicates=%d dropped=%d changeovers=%d backwards=%d",
+				st.Published, st.Received, st.Duplicates, st.Dropped, st.Changeovers, backwards.Load())
 		case "quit":
 			return nil
 		}
