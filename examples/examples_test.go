@@ -19,10 +19,11 @@ import (
 )
 
 // examples are the example programs this test runs, with a line each must
-// print.
+// print. Every directory here must have an entry (TestEveryExampleListed).
 var examples = []struct {
 	dir, want string
 }{
+	{"hello", "workstation 21.5"},
 	{"basic", "basic: done"},
 	{"broadcast", "broadcast: 4 messages acknowledged by all 3 listeners"},
 	{"chat", "chat: both sides said all their lines"},
@@ -31,6 +32,9 @@ var examples = []struct {
 	{"actor", "actor: 3 readings answered with setpoints"},
 	{"robot", "robot: the controller handled 10 readings; the logger logged 17 events"},
 	{"durable", "durable: 5 readings, each taken once across a restart"},
+	{"timer", "timer: tea timed out after 5s"},
+	{"secure", "secure: 3 readings delivered encrypted; the intruder was rejected"},
+	{"discover", "discover: found lab-camera on lo, connected by name, reading delivered"},
 }
 
 // runTimeout bounds each example's run; they take a few seconds at most.
@@ -77,6 +81,36 @@ func raceEnabled() bool {
 	return false
 }
 
+// TestEveryExampleListed fails for a directory of examples/ that has no
+// entry in examples, so that a new example cannot go unrun.
+func TestEveryExampleListed(t *testing.T) {
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := make(map[string]bool, len(examples))
+	for _, ex := range examples {
+		listed[ex.dir] = true
+	}
+	dirs := 0
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == "testdata" {
+			continue
+		}
+		dirs++
+		if !listed[e.Name()] {
+			t.Errorf("examples/%s has no entry in examples_test.go's examples table: add it with the line it must print", e.Name())
+		}
+		delete(listed, e.Name())
+	}
+	for dir := range listed {
+		t.Errorf("examples table lists %q, which is not a directory of examples/", dir)
+	}
+	if dirs == 0 {
+		t.Fatal("found no example directories")
+	}
+}
+
 func TestExamples(t *testing.T) {
 	for _, ex := range examples {
 		t.Run(ex.dir, func(t *testing.T) {
@@ -116,10 +150,24 @@ func TestExamples(t *testing.T) {
 // "<!-- pending: FEATURE -->" line just before it uses an API that is not
 // built yet; it is listed, not checked.
 func TestGuideSnippets(t *testing.T) {
-	guide, err := os.ReadFile(filepath.Join("..", "docs", "guide.md"))
+	checkSnippets(t, filepath.Join("..", "docs", "guide.md"), 10)
+}
+
+// TestReadmeSnippets checks the Go snippets of README.md as
+// TestGuideSnippets checks the guide's.
+func TestReadmeSnippets(t *testing.T) {
+	checkSnippets(t, filepath.Join("..", "README.md"), 1)
+}
+
+// checkSnippets checks that each Go snippet of the Markdown file md, at
+// least atLeast of them, is code from an example.
+func checkSnippets(t *testing.T, md string, atLeast int) {
+	t.Helper()
+	doc, err := os.ReadFile(md)
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := filepath.Base(md)
 	files, err := filepath.Glob(filepath.Join("*", "*.go"))
 	if err != nil {
 		t.Fatal(err)
@@ -132,9 +180,9 @@ func TestGuideSnippets(t *testing.T) {
 		}
 		sources = append(sources, codeLines(string(b)))
 	}
-	snippets, pending := goSnippets(string(guide))
-	if len(snippets) < 10 {
-		t.Fatalf("found %d Go snippets in the guide; the parser is broken", len(snippets))
+	snippets, pending := goSnippets(string(doc))
+	if len(snippets) < atLeast {
+		t.Fatalf("found %d Go snippets in %s, want at least %d; the parser is broken", len(snippets), name, atLeast)
 	}
 	for _, s := range snippets {
 		want := codeLines(s.code)
@@ -146,11 +194,11 @@ func TestGuideSnippets(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("guide.md line %d: the snippet is in no example:\n%s", s.line, s.code)
+			t.Errorf("%s line %d: the snippet is in no example:\n%s", name, s.line, s.code)
 		}
 	}
 	for _, s := range pending {
-		t.Logf("guide.md line %d: pending (%s), not checked", s.line, s.pending)
+		t.Logf("%s line %d: pending (%s), not checked", name, s.line, s.pending)
 	}
 }
 

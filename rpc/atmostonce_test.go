@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +30,9 @@ func (c *manualClock) advance(d time.Duration) {
 
 // TestAtMostOnce sends copies of calls straight through slc, as a retry
 // or a re-send after a reconnect would, and checks that each call runs
-// at most once and every copy gets the call's result.
+// at most once and every copy gets the call's result; that results are
+// kept until the caller's watermark passes them, however old; and that a
+// caller past the bound is refused rather than a result forgotten.
 func TestAtMostOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -67,7 +71,7 @@ func TestAtMostOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	server, err := New(sc, WithClock(clock), WithResultCache(time.Minute, 3))
+	server, err := New(sc, WithClock(clock), WithMaxResults(6))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,22 +188,54 @@ func TestAtMostOnce(t *testing.T) {
 		t.Fatalf("retry addressed to this instance: n = %d, want 1 (c never ran before)", got)
 	}
 
-	// Results are kept for the TTL, at most 3 of them: call 7 is among
-	// the last 3, call 1 of caller 77 is not, and runs again.
+	// Caller 78 has 6 entries kept (calls 1, 3, 4, 5, 6, 7), the bound,
+	// since its calls carried no watermark: its next call is refused,
+	// without running, rather than a result forgotten, however old.
+	clock.advance(24 * time.Hour)
+	busy := inc(8, 78, "d")
+	if r := call(busy); r.Err == nil || r.Err.Kind != KindBusy {
+		t.Fatalf("call past the bound: %+v, want busy", r)
+	}
+	if got := n(call(inc(1, 78, "a"))); got != 3 {
+		t.Fatalf("copy of call 1 a day later: n = %d, want 3 (its result, not a new run)", got)
+	}
+	// A watermark of 7 says the caller has every result below 7: they
+	// are dropped, and the refused call runs now.
+	busy.Low = 7
+	if got := n(call(busy)); got != 1 {
+		t.Fatalf("call 8 with watermark 7: n = %d, want 1", got)
+	}
+	server.mu.Lock()
+	kept := slices.Sorted(maps.Keys(server.callers["caller"].calls))
+	server.mu.Unlock()
+	if !slices.Equal(kept, []uint64{7, 8}) {
+		t.Errorf("calls kept = %v, want [7 8]", kept)
+	}
+	// A copy of call 7, at the watermark, is answered from its result.
 	if got := n(call(inc(7, 78, "c"))); got != 1 {
 		t.Fatalf("copy of call 7: n = %d, want 1", got)
 	}
-	if got := n(call(inc(1, 77, "a"))); got != 4 {
-		t.Fatalf("copy of an evicted call: n = %d, want 4 (it runs again)", got)
+	// A copy of call 1, below the watermark, is stale: the caller has its
+	// result. It does not run, and gets no answer: the next result is
+	// call 9's.
+	if _, err := cc.Send(ctx, &callMsg{ID: 1, From: 78, Path: "/c", Interface: "test.Count", Method: "inc",
+		Args: Args{"tag": "a"}}, "server"); err != nil {
+		t.Fatal(err)
 	}
-	clock.advance(time.Minute)
-	if got := n(call(inc(7, 78, "c"))); got != 2 {
-		t.Fatalf("copy of call 7 after the TTL: n = %d, want 2", got)
+	next := inc(9, 78, "e")
+	next.Low = 9
+	if r := call(next); r.ID != 9 || n(r) != 1 {
+		t.Fatalf("after a stale copy of call 1: %+v, want call 9's result", r)
 	}
+	mu.Lock()
+	if runs["a"] != 3 {
+		t.Errorf("a ran %d times, want 3", runs["a"])
+	}
+	mu.Unlock()
 	server.mu.Lock()
-	kept := len(server.calls)
+	kept = slices.Sorted(maps.Keys(server.callers["caller"].calls))
 	server.mu.Unlock()
-	if kept > 3 {
-		t.Errorf("%d results kept, want at most 3", kept)
+	if !slices.Equal(kept, []uint64{9}) {
+		t.Errorf("calls kept = %v, want [9]", kept)
 	}
 }

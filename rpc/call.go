@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,9 @@ func (p *pendingCall) finish(out Args, err error) {
 //
 // A call runs at most once, even when slc delivers it again after a
 // reconnect or when it is sent again after the node changed: the callee
-// answers copies from the results it keeps (WithResultCache).
+// keeps its result until this node has seen it (each call carries the
+// lowest call ID this node still awaits from the callee), and answers
+// copies from there.
 func (n *Node) Call(ctx context.Context, node slc.PeerID, path, iface, method string, args Args) (Args, error) {
 	out, err := n.call(ctx, node, path, iface, method, args)
 	if err != nil {
@@ -64,7 +67,7 @@ func (n *Node) call(ctx context.Context, node slc.PeerID, path, iface, method st
 	if args == nil {
 		args = Args{}
 	}
-	msg := &callMsg{ID: n.nextCall.Add(1), From: n.inst, Path: path, Interface: iface, Method: method, Args: args}
+	msg := &callMsg{From: n.inst, Path: path, Interface: iface, Method: method, Args: args}
 	if d, ok := ctx.Deadline(); ok {
 		left := time.Until(d)
 		if left <= 0 {
@@ -82,6 +85,16 @@ func (n *Node) call(ctx context.Context, node slc.PeerID, path, iface, method st
 	if ps := n.peers[node]; ps != nil {
 		msg.To = ps.inst
 	}
+	// IDs are taken under the lock, so that each callee's outstanding
+	// IDs are in increasing order.
+	msg.ID = n.nextCall.Add(1)
+	q := n.outstanding[node]
+	if q == nil {
+		q = &idQueue{}
+		n.outstanding[node] = q
+	}
+	q.push(msg.ID)
+	msg.Low = q.low()
 	n.pending[msg.ID] = p
 	n.mu.Unlock()
 
@@ -93,7 +106,7 @@ func (n *Node) call(ctx context.Context, node slc.PeerID, path, iface, method st
 	case o := <-p.ch:
 		return o.out, o.err
 	case <-ctx.Done():
-		if !n.forget(msg.ID) {
+		if !n.abandon(msg.ID) {
 			// The result arrived at the same time: it stands.
 			o := <-p.ch
 			return o.out, o.err
@@ -103,13 +116,92 @@ func (n *Node) call(ctx context.Context, node slc.PeerID, path, iface, method st
 	}
 }
 
-// forget removes a pending call; it reports whether it was still pending.
-func (n *Node) forget(id uint64) bool {
+// forget removes a pending call whose Send failed (it was not sent).
+func (n *Node) forget(id uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, ok := n.pending[id]
-	delete(n.pending, id)
+	if p, ok := n.pending[id]; ok {
+		delete(n.pending, id)
+		n.settledLocked(p.node, id)
+	}
+}
+
+// abandon removes a pending call whose caller stopped waiting; it reports
+// whether it was still pending. The call stays outstanding (it holds the
+// watermark back) until its result arrives or the session ends, since the
+// callee may still run it and keeps its result until then.
+func (n *Node) abandon(id uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, ok := n.pending[id]
+	if ok {
+		delete(n.pending, id)
+		n.abandoned[id] = p.node
+	}
 	return ok
+}
+
+// settledLocked records that no result of call id to node is awaited any
+// more: it no longer holds node's watermark back.
+func (n *Node) settledLocked(node slc.PeerID, id uint64) {
+	if q := n.outstanding[node]; q != nil {
+		q.remove(id)
+		if q.empty() {
+			delete(n.outstanding, node)
+		}
+	}
+}
+
+// settleAllLocked forgets every call outstanding to node (every one when
+// node is ""), whose results can no longer come: its session ended, it
+// restarted, or this node closed. The caller deals with the pending
+// calls themselves.
+func (n *Node) settleAllLocked(node slc.PeerID) {
+	for id, to := range n.abandoned {
+		if node == "" || to == node {
+			delete(n.abandoned, id)
+		}
+	}
+	if node == "" {
+		clear(n.outstanding)
+	} else {
+		delete(n.outstanding, node)
+	}
+}
+
+// idQueue holds the IDs of the calls to one callee that are outstanding:
+// sent, with no result seen and not given up. IDs are pushed in
+// increasing order; low is the smallest still there: the caller's
+// watermark for that callee.
+type idQueue struct {
+	ids  []uint64            // increasing; ids[0] is outstanding
+	gone map[uint64]struct{} // removed, but not yet at the front
+}
+
+func (q *idQueue) push(id uint64) { q.ids = append(q.ids, id) }
+func (q *idQueue) empty() bool    { return len(q.ids) == 0 }
+func (q *idQueue) low() uint64    { return q.ids[0] }
+
+// remove removes id, which must be in q.
+func (q *idQueue) remove(id uint64) {
+	if len(q.ids) == 0 {
+		return
+	}
+	if q.ids[0] != id {
+		if q.gone == nil {
+			q.gone = map[uint64]struct{}{}
+		}
+		q.gone[id] = struct{}{}
+		return
+	}
+	q.ids = q.ids[1:]
+	for len(q.ids) > 0 {
+		if _, ok := q.gone[q.ids[0]]; !ok {
+			break
+		}
+		delete(q.gone, q.ids[0])
+		q.ids = q.ids[1:]
+	}
 }
 
 func ctxError(err error) *Error {
@@ -152,10 +244,19 @@ func (n *Node) onResult(from slc.PeerID, r *resultMsg) {
 	n.mu.Lock()
 	p := n.pending[r.ID]
 	if p == nil || p.node != from {
+		if n.abandoned[r.ID] == from {
+			// The result of a call this node stopped waiting for: the
+			// callee may drop it now.
+			delete(n.abandoned, r.ID)
+			n.settledLocked(from, r.ID)
+		} else {
+			n.strayResults++
+		}
 		n.mu.Unlock()
 		return
 	}
 	delete(n.pending, r.ID)
+	n.settledLocked(from, r.ID)
 	n.mu.Unlock()
 	if r.Err != nil {
 		p.finish(nil, remoteError(r.Err))
@@ -184,14 +285,58 @@ type callEntry struct {
 	cancel   context.CancelFunc
 	finished bool
 	result   *resultMsg
-	at       time.Time
 }
 
-// callerState is what the node knows of a remote caller and subscriber.
+// callerState is what the node knows of a remote caller and subscriber
+// (of its instance inst).
+//
+// calls holds the caller's calls in progress and the results of its
+// finished calls, until the caller's watermark (low: the lowest call ID
+// it still awaits from this node, sent with each call) passes them: a
+// result is dropped only once the caller has it, or gave it up, so a copy
+// of a call always finds its entry or is known to be stale (below low).
 type callerState struct {
 	inst  uint64
 	subs  map[uint64]subKey // remote subscription ID → event
 	count map[subKey]int
+
+	calls map[uint64]*callEntry
+	ids   idHeap // the IDs in calls, at or above low
+	low   uint64
+}
+
+func newCallerState(inst uint64) *callerState {
+	return &callerState{inst: inst, subs: map[uint64]subKey{}, count: map[subKey]int{}, calls: map[uint64]*callEntry{}}
+}
+
+// advance raises the caller's watermark to low and drops the results
+// below it. Calls still running below it (the caller gave them up when
+// its session ended) are dropped when they finish.
+func (cs *callerState) advance(low uint64) {
+	if low <= cs.low {
+		return
+	}
+	cs.low = low
+	for len(cs.ids) > 0 && cs.ids[0] < low {
+		id := heap.Pop(&cs.ids).(uint64)
+		if e := cs.calls[id]; e != nil && e.finished {
+			delete(cs.calls, id)
+		}
+	}
+}
+
+// idHeap is a min-heap of call IDs.
+type idHeap []uint64
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(uint64)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // subKey names an event at a path.
@@ -201,40 +346,41 @@ type subKey struct {
 
 // callerLocked returns the state of caller from, whose instance is inst.
 // A new instance means the caller restarted: the calls of the old one are
-// canceled and its subscriptions dropped.
+// canceled, their results dropped (they are for a process that is gone)
+// and its subscriptions dropped.
 func (n *Node) callerLocked(from slc.PeerID, inst uint64) *callerState {
 	cs := n.callers[from]
 	if cs == nil {
-		cs = &callerState{inst: inst, subs: map[uint64]subKey{}, count: map[subKey]int{}}
+		cs = newCallerState(inst)
 		n.callers[from] = cs
 		return cs
 	}
 	if cs.inst != inst {
-		n.cancelCallsLocked(from, cs.inst)
-		cs.inst, cs.subs, cs.count = inst, map[uint64]subKey{}, map[subKey]int{}
+		cs.cancelRunning()
+		cs = newCallerState(inst)
+		n.callers[from] = cs
 	}
 	return cs
 }
 
-// cancelCallsLocked cancels the running calls of caller from (of instance
-// inst, or of every instance when inst is 0).
-func (n *Node) cancelCallsLocked(from slc.PeerID, inst uint64) {
-	for k, e := range n.calls {
-		if k.node == from && (inst == 0 || k.inst == inst) && !e.finished {
+// cancelRunning cancels the caller's running calls.
+func (cs *callerState) cancelRunning() {
+	for _, e := range cs.calls {
+		if !e.finished {
 			e.cancel()
 		}
 	}
 }
 
 // onCall takes a call: a copy of a known call is answered from its entry;
-// a new one is checked and run on a goroutine of its own.
+// a copy of a call whose result the caller already has is dropped; a new
+// one is checked and run on a goroutine of its own.
 func (n *Node) onCall(from slc.PeerID, c *callMsg) {
-	key := callKey{from, c.From, c.ID}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.callerLocked(from, c.From)
-	n.evictLocked()
-	if e := n.calls[key]; e != nil {
+	cs := n.callerLocked(from, c.From)
+	cs.advance(c.Low)
+	if e := cs.calls[c.ID]; e != nil {
 		if e.finished {
 			res := e.result
 			n.goLocked(func() { n.send(from, res) })
@@ -242,10 +388,27 @@ func (n *Node) onCall(from slc.PeerID, c *callMsg) {
 		// Running: its result goes out when it ends.
 		return
 	}
+	if c.ID < cs.low {
+		// The caller sent a higher watermark since: it has this call's
+		// result, or gave it up. This is a stale copy; it ran already
+		// (or was answered), and nobody waits for an answer.
+		n.log.Debug("rpc: stale copy of a call dropped", "peer", string(from), "id", c.ID, "low", cs.low)
+		return
+	}
+	key := callKey{from, c.From, c.ID}
+	if len(cs.calls) >= n.cfg.maxResults {
+		// Forgetting a result could let a copy of its call run again:
+		// refuse new calls instead, without keeping anything.
+		res := &resultMsg{ID: c.ID, To: c.From, From: n.inst, Err: &wireError{Kind: KindBusy, Message: fmt.Sprintf(
+			"%d calls of this caller are running or hold results it has not acknowledged (WithMaxResults); the call did not run",
+			len(cs.calls))}}
+		n.goLocked(func() { n.send(from, res) })
+		return
+	}
 	fn, decl, werr := n.admitLocked(c)
 	if werr != nil {
 		e := &callEntry{key: key}
-		n.calls[key] = e
+		cs.add(e)
 		res := &resultMsg{ID: c.ID, To: c.From, From: n.inst, Err: werr}
 		n.finishLocked(e, res)
 		n.goLocked(func() { n.send(from, res) })
@@ -260,9 +423,14 @@ func (n *Node) onCall(from slc.PeerID, c *callMsg) {
 	}
 	ctx = context.WithValue(ctx, callInfoKey{}, CallInfo{Node: from, Path: c.Path, Interface: c.Interface, Method: c.Method})
 	e := &callEntry{key: key, cancel: cancel}
-	n.calls[key] = e
+	cs.add(e)
 	n.running++
 	n.goLocked(func() { n.run(ctx, from, c, e, fn, decl) })
+}
+
+func (cs *callerState) add(e *callEntry) {
+	cs.calls[e.key.id] = e
+	heap.Push(&cs.ids, e.key.id)
 }
 
 // admitLocked checks a new call and returns its handler and declaration,
@@ -358,27 +526,16 @@ func (n *Node) handlerError(ctx context.Context, err error) *wireError {
 	return &wireError{Kind: KindHandler, Message: err.Error()}
 }
 
-// finishLocked records a call's result, and drops expired results.
+// finishLocked records a call's result. The result is kept only while
+// the call is in its caller's table and above the caller's watermark.
 func (n *Node) finishLocked(e *callEntry, res *resultMsg) {
-	e.finished, e.result, e.at = true, res, n.cfg.clock.Now()
-	n.done = append(n.done, e)
-	n.evictLocked()
-}
-
-// evictLocked drops the results older than the TTL, and the oldest ones
-// past the maximum.
-func (n *Node) evictLocked() {
-	now := n.cfg.clock.Now()
-	for len(n.done) > 0 {
-		e := n.done[0]
-		if len(n.done) <= n.cfg.maxResults && now.Sub(e.at) < n.cfg.resultTTL {
-			break
-		}
-		if n.calls[e.key] == e {
-			delete(n.calls, e.key)
-		}
-		n.done[0] = nil
-		n.done = n.done[1:]
+	e.finished, e.result = true, res
+	cs := n.callers[e.key.node]
+	if cs == nil || cs.inst != e.key.inst || cs.calls[e.key.id] != e {
+		return // the caller restarted meanwhile
+	}
+	if e.key.id < cs.low {
+		delete(cs.calls, e.key.id)
 	}
 }
 
@@ -386,7 +543,9 @@ func (n *Node) evictLocked() {
 func (n *Node) onCancel(from slc.PeerID, c *cancelMsg) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if e := n.calls[callKey{from, c.From, c.ID}]; e != nil && !e.finished {
-		e.cancel()
+	if cs := n.callers[from]; cs != nil && cs.inst == c.From {
+		if e := cs.calls[c.ID]; e != nil && !e.finished {
+			e.cancel()
+		}
 	}
 }

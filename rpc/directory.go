@@ -3,6 +3,7 @@ package rpc
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,19 @@ type (
 		Node      slc.PeerID
 		Path      string
 		Interface string
+	}
+	// EventsDropped: the node's event handlers fell WithEventQueue
+	// events behind, and it dropped an event of Node (Interface.Event
+	// at Path) instead of queueing it. It is published when drops start
+	// (the first drop after an event was queued), not for each one;
+	// Total counts every event the node dropped so far, and
+	// Subscription.Dropped the drops of each subscription.
+	EventsDropped struct {
+		Node      slc.PeerID
+		Path      string
+		Interface string
+		Event     string
+		Total     uint64
 	}
 	// NodeRefused: a node was refused because another live node has its
 	// name. Self is true on the refused node itself; otherwise this node
@@ -118,8 +132,12 @@ func (n *Node) Nodes() []NodeInfo {
 
 // Describe returns what node offers. For this node's own name it answers
 // at once; for a peer, from what the peer announced (its hello, then each
-// registration), waiting until the peer has said hello or ctx ends. It
-// fails with KindUnknownNode for a node that is not a peer.
+// registration), waiting until the peer has said hello or ctx ends. For a
+// node known through peers (NodeInfo.Via), it asks those peers in turn,
+// each answering from what the node announced to it. It fails with
+// KindUnknownNode for a node that is neither a peer nor known through
+// one, and with KindNodeLost when the session with the peer asked ends
+// before it answers.
 func (n *Node) Describe(ctx context.Context, node slc.PeerID) (*NodeDescription, error) {
 	for {
 		n.mu.Lock()
@@ -135,12 +153,16 @@ func (n *Node) Describe(ctx context.Context, node slc.PeerID) (*NodeDescription,
 		}
 		changed := n.dirChanged
 		closed := n.closed
+		vias := n.viasLocked(node)
 		n.mu.Unlock()
 		if closed {
 			return nil, &Error{Kind: KindClosed, Node: node, Message: "the local node is closed"}
 		}
 		if !slices.Contains(n.c.Peers(), node) {
-			return nil, &Error{Kind: KindUnknownNode, Node: node, Message: "not a peer of " + string(n.name)}
+			if len(vias) > 0 {
+				return n.describeVia(ctx, node, vias)
+			}
+			return nil, &Error{Kind: KindUnknownNode, Node: node, Message: "not a peer of " + string(n.name) + ", nor known through one"}
 		}
 		select {
 		case <-changed:
@@ -150,6 +172,134 @@ func (n *Node) Describe(ctx context.Context, node slc.PeerID) (*NodeDescription,
 			return nil, e
 		}
 	}
+}
+
+// viasLocked lists the peers that are up and report node as their peer.
+func (n *Node) viasLocked(node slc.PeerID) []slc.PeerID {
+	var vias []slc.PeerID
+	for via, ps := range n.peers {
+		if ps.up && slices.ContainsFunc(ps.peers, func(r nodeRef) bool { return r.Name == node }) {
+			vias = append(vias, via)
+		}
+	}
+	slices.Sort(vias)
+	return vias
+}
+
+// pendingDescribe is a Describe request sent to a peer.
+type pendingDescribe struct {
+	via slc.PeerID
+	ch  chan describeOutcome // buffered: never blocks
+}
+
+type describeOutcome struct {
+	d   *NodeDescription
+	err error
+}
+
+// describeVia asks the peers vias, in turn, for the description of node,
+// one of their peers. It returns the first description, or the last
+// error.
+func (n *Node) describeVia(ctx context.Context, node slc.PeerID, vias []slc.PeerID) (*NodeDescription, error) {
+	var err error
+	for _, via := range vias {
+		var d *NodeDescription
+		if d, err = n.describeOne(ctx, node, via); err == nil {
+			return d, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Node == "" {
+		e.Node = node
+	}
+	return nil, err
+}
+
+func (n *Node) describeOne(ctx context.Context, node, via slc.PeerID) (*NodeDescription, error) {
+	id := n.nextDesc.Add(1)
+	pd := &pendingDescribe{via: via, ch: make(chan describeOutcome, 1)}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, &Error{Kind: KindClosed, Message: "the local node is closed"}
+	}
+	n.describing[id] = pd
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.describing, id)
+		n.mu.Unlock()
+	}()
+	if _, err := n.c.Send(ctx, &describeMsg{ID: id, From: n.inst, Node: node}, via); err != nil {
+		e := sendError(err)
+		e.Message = "asking " + string(via) + ": " + e.Message
+		return nil, e
+	}
+	select {
+	case o := <-pd.ch:
+		return o.d, o.err
+	case <-ctx.Done():
+		e := ctxError(ctx.Err())
+		e.Message = "no answer from " + string(via) + ", through which the node is known"
+		return nil, e
+	}
+}
+
+// failDescribesLocked fails the Describe requests sent to via (to every
+// peer when via is "").
+func (n *Node) failDescribesLocked(via slc.PeerID, err *Error) {
+	for id, pd := range n.describing {
+		if via == "" || pd.via == via {
+			delete(n.describing, id)
+			pd.ch <- describeOutcome{err: err}
+		}
+	}
+}
+
+// onDescribe answers a peer's request for the description of one of this
+// node's peers. It runs on the connection's goroutine.
+func (n *Node) onDescribe(from slc.PeerID, m *describeMsg) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ans := &descriptionMsg{ID: m.ID, To: m.From, Node: m.Node}
+	switch ps := n.peers[m.Node]; {
+	case m.Node == n.name:
+		ans.Instance, ans.Started, ans.Paths = n.inst, n.started.UnixNano(), n.describePathsLocked()
+	case ps != nil:
+		ans.Instance, ans.Started, ans.Paths = ps.inst, ps.started.UnixNano(), clonePaths(ps.paths)
+	default:
+		ans.Err = &wireError{Kind: KindUnknownNode, Message: "not a peer of " + string(n.name) + " any more"}
+	}
+	n.goLocked(func() { n.send(from, ans) })
+}
+
+// onDescription takes a peer's answer to a Describe request.
+func (n *Node) onDescription(from slc.PeerID, m *descriptionMsg) {
+	if m.To != n.inst {
+		return
+	}
+	n.mu.Lock()
+	pd := n.describing[m.ID]
+	if pd == nil || pd.via != from {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.describing, m.ID)
+	n.mu.Unlock()
+	if m.Err != nil {
+		e := remoteError(m.Err)
+		e.Node, e.Message = m.Node, "asking "+string(from)+": "+e.Message
+		pd.ch <- describeOutcome{err: e}
+		return
+	}
+	paths := m.Paths
+	if paths == nil {
+		paths = []PathDescription{}
+	}
+	pd.ch <- describeOutcome{d: &NodeDescription{Node: m.Node, Instance: m.Instance, Started: time.Unix(0, m.Started), Paths: paths}}
 }
 
 func clonePaths(ps []PathDescription) []PathDescription {
@@ -307,11 +457,12 @@ func (n *Node) onPeerDown(p slc.PeerID) {
 	}
 }
 
-// sessionEnded runs on the publisher of PeerLost or a final
-// PeerDisconnected, before a new session with p can start: calls waiting
-// for p fail, and p's calls here are canceled and its subscriptions
-// dropped (it subscribes again if it comes back).
+// sessionEnded runs on the publisher of PeerLost ("lost") or a final
+// PeerDisconnected ("disconnected": a goodbye), before a new session with
+// p can start: calls waiting for p fail, and p's calls here are canceled
+// and its subscriptions dropped (it subscribes again if it comes back).
 func (n *Node) sessionEnded(p slc.PeerID, how string) {
+	goodbye := how == "disconnected"
 	n.mu.Lock()
 	var failed []*pendingCall
 	for id, pc := range n.pending {
@@ -320,9 +471,21 @@ func (n *Node) sessionEnded(p slc.PeerID, how string) {
 			failed = append(failed, pc)
 		}
 	}
-	if n.callers[p] != nil {
-		n.cancelCallsLocked(p, 0)
-		delete(n.callers, p)
+	n.settleAllLocked(p)
+	n.failDescribesLocked(p, &Error{Kind: KindNodeLost, Message: "the session with " + string(p) + ", asked for the description, ended"})
+	if cs := n.callers[p]; cs != nil {
+		cs.cancelRunning()
+		if goodbye {
+			// A goodbye ends the session on both sides: p re-sends
+			// nothing of it, so its results are not needed any more.
+			delete(n.callers, p)
+		} else {
+			// Lost without a goodbye: p may still hold the session, come
+			// back and re-send calls this side had not acknowledged. Its
+			// results stay until its next call's watermark, or its next
+			// instance, drops them.
+			cs.subs, cs.count = map[uint64]subKey{}, map[subKey]int{}
+		}
 	}
 	n.mu.Unlock()
 	for _, pc := range failed {
@@ -402,7 +565,17 @@ func (n *Node) restartedLocked(p slc.PeerID, inst uint64) (failed, resend []*pen
 			resend = append(resend, pc)
 		case pc.msg.To != inst:
 			delete(n.pending, id)
+			n.settledLocked(p, id)
 			failed = append(failed, pc)
+		}
+	}
+	// Calls this node gave up on went to an earlier instance, or may
+	// reach the new one before any later call: they no longer hold the
+	// watermark back.
+	for id, to := range n.abandoned {
+		if to == p {
+			delete(n.abandoned, id)
+			n.settledLocked(p, id)
 		}
 	}
 	return failed, resend
@@ -477,8 +650,12 @@ func (n *Node) onRegistered(from slc.PeerID, m *registeredMsg) {
 	old := ps.paths
 	ps.paths = withInterface(clonePaths(old), m.Path, m.Interface)
 	cur := ps.paths
+	resub := n.resubscribeLocked(from, m.Path, m.Interface.Name)
 	n.signalLocked()
 	n.mu.Unlock()
+	for _, msg := range resub {
+		n.send(from, msg)
+	}
 	n.publishPathChanges(from, old, cur)
 }
 
@@ -688,6 +865,7 @@ func (n *Node) refuseSelf(holder nodeRef, by slc.PeerID) bool {
 	n.refused = err
 	failed := n.pending
 	n.pending = map[uint64]*pendingCall{}
+	n.settleAllLocked("")
 	n.mu.Unlock()
 	for _, pc := range failed {
 		pc.finish(nil, &Error{Kind: KindRefused, Err: err})

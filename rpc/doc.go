@@ -88,11 +88,15 @@
 //
 // A call runs at most once per call ID, even when it arrives twice: slc
 // delivers exactly once while both processes live, and the callee keeps
-// the results of finished calls for a while (WithResultCache) to answer a
-// copy that slc re-sends after a session was rebuilt, or that the caller
-// sends again after the callee changed, without running it again. A call
-// sent to an earlier instance of a node that restarted fails with
-// KindRestarted: it may have run there, and is never run again.
+// the result of each call until the caller has it, to answer a copy that
+// slc re-sends after a session was rebuilt, or that the caller sends again
+// after the callee changed, without running it again. Each call carries
+// the caller's watermark for the callee, the lowest ID of its calls there
+// whose results it still awaits; the callee drops only the results below
+// it. A caller with WithMaxResults calls kept on a callee gets KindBusy
+// for new ones rather than a result being forgotten. A call sent to an
+// earlier instance of a node that restarted fails with KindRestarted: it
+// may have run there, and is never run again.
 //
 // # Subscriptions
 //
@@ -103,6 +107,14 @@
 // subscription is sent to the new instance when it says hello). Handlers
 // run in order on one goroutine of the node.
 //
+// The node subscribed to checks that the path implements the interface and
+// that it declares the event; Wait reports a refusal as an *Error of kind
+// KindUnknownPath, KindUnknownInterface or KindUnknownEvent.
+//
+// Handlers that fall behind do not hold up the connection: past
+// WithEventQueue events waiting, further events are dropped, counted by
+// Subscription.Dropped and reported with EventsDropped.
+//
 // Across a restart, events are not durable: events the old instance had
 // queued die with it, and events the new instance fires before the
 // subscription reaches it are not delivered. Events queued for a
@@ -112,10 +124,11 @@
 // # Introspection and events
 //
 // Nodes lists the known nodes: the peers, and their peers. Describe
-// returns a node's paths and interfaces with their documentation. The
-// node publishes NodeAppeared, NodeDisappeared, ImplementationRegistered,
-// ImplementationUnregistered and NodeRefused on the communicator's
-// EventStream, beside slc's own events.
+// returns a node's paths and interfaces with their documentation, for a
+// peer or for a peer of a peer (which that peer answers for). The node
+// publishes NodeAppeared, NodeDisappeared, ImplementationRegistered,
+// ImplementationUnregistered, NodeRefused and EventsDropped on the
+// communicator's EventStream, beside slc's own events.
 //
 // # Unique names
 //

@@ -23,6 +23,9 @@ const (
 	KindUnknownInterface Kind = "unknown-interface"
 	// KindUnknownMethod: the interface declares no such method.
 	KindUnknownMethod Kind = "unknown-method"
+	// KindUnknownEvent: the interface declares no such event (a
+	// subscription's Wait reports it).
+	KindUnknownEvent Kind = "unknown-event"
 	// KindBadArguments: the arguments do not match the declaration
 	// (missing, unknown, or of the wrong type), or the handler rejected
 	// them by returning an *Error of this kind.
@@ -54,7 +57,7 @@ const (
 
 var kindText = map[Kind]string{
 	KindUnknownNode: "unknown node", KindUnknownPath: "unknown path", KindUnknownInterface: "unknown interface",
-	KindUnknownMethod: "unknown method", KindBadArguments: "bad arguments", KindHandler: "handler failed",
+	KindUnknownMethod: "unknown method", KindUnknownEvent: "unknown event", KindBadArguments: "bad arguments", KindHandler: "handler failed",
 	KindTimeout: "timeout", KindCanceled: "canceled", KindRestarted: "node restarted", KindNodeLost: "node lost",
 	KindBusy: "node busy", KindClosed: "node closed", KindRefused: "node refused",
 }
@@ -89,6 +92,7 @@ var (
 	ErrUnknownPath      = &Error{Kind: KindUnknownPath}
 	ErrUnknownInterface = &Error{Kind: KindUnknownInterface}
 	ErrUnknownMethod    = &Error{Kind: KindUnknownMethod}
+	ErrUnknownEvent     = &Error{Kind: KindUnknownEvent}
 	ErrBadArguments     = &Error{Kind: KindBadArguments}
 	ErrHandler          = &Error{Kind: KindHandler}
 	ErrTimeout          = &Error{Kind: KindTimeout}

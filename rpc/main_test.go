@@ -143,7 +143,7 @@ func record(t *testing.T, n *rpc.Node) *recorder {
 	sub := es.Subscribe(func(ev any) {
 		switch ev.(type) {
 		case *rpc.NodeAppeared, *rpc.NodeDisappeared, *rpc.ImplementationRegistered, *rpc.ImplementationUnregistered,
-			*rpc.NodeRefused, *actors.PeerConnected, *actors.PeerDisconnected, *actors.PeerLost:
+			*rpc.NodeRefused, *rpc.EventsDropped, *actors.PeerConnected, *actors.PeerDisconnected, *actors.PeerLost:
 			r.mu.Lock()
 			r.all = append(r.all, ev)
 			r.mu.Unlock()

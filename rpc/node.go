@@ -35,10 +35,14 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the node starts
 	ctl    *queue         // control tasks: hellos, directory, gossip
-	evq    *queue         // event handlers, in order
+	evq    *queue         // event handlers, in order; bounded
+
+	evDropped  atomic.Uint64 // events dropped, the queue being full
+	evDropping atomic.Bool   // the last event offered to evq was dropped
 
 	nextCall atomic.Uint64
 	nextSub  atomic.Uint64
+	nextDesc atomic.Uint64
 
 	esSub     *eventstream.Subscription
 	closeOnce sync.Once
@@ -52,17 +56,19 @@ type Node struct {
 	impls map[string]map[string]*Implementation // path → interface name → implementation
 
 	// Caller side.
-	pending map[uint64]*pendingCall
-	subs    map[uint64]*Subscription
-	subsBy  map[subTarget][]*Subscription
+	pending      map[uint64]*pendingCall
+	outstanding  map[slc.PeerID]*idQueue // per callee: calls whose results are awaited
+	abandoned    map[uint64]slc.PeerID   // calls given up, whose results are still due
+	strayResults uint64                  // results for no call awaited: copies, or for calls settled otherwise
+	subs         map[uint64]*Subscription
+	subsBy       map[subTarget][]*Subscription
 
 	// Callee side.
-	callers map[slc.PeerID]*callerState
-	calls   map[callKey]*callEntry
-	done    []*callEntry // finished calls, oldest first
+	callers map[slc.PeerID]*callerState // with their calls and results
 	running int
 
 	// Directory.
+	describing map[uint64]*pendingDescribe // Describe requests sent to peers
 	peers      map[slc.PeerID]*peerState
 	known      map[nodeKey]NodeInfo // the view last published
 	refusedSet map[nodeKey]nodeRef  // peers this node refused → the holder of their name
@@ -111,13 +117,15 @@ func New(c *slc.Communicator, opts ...Option) (*Node, error) {
 		c: c, name: c.Name(), inst: randomInstance(), started: time.Unix(0, cfg.clock.Now().UnixNano()), cfg: cfg,
 		log: cfg.logger.With("node", string(c.Name())), ctx: ctx, cancel: cancel,
 		impls:   map[string]map[string]*Implementation{},
-		pending: map[uint64]*pendingCall{}, subs: map[uint64]*Subscription{}, subsBy: map[subTarget][]*Subscription{},
-		callers: map[slc.PeerID]*callerState{}, calls: map[callKey]*callEntry{},
-		peers: map[slc.PeerID]*peerState{}, known: map[nodeKey]NodeInfo{}, refusedSet: map[nodeKey]nodeRef{},
+		pending: map[uint64]*pendingCall{}, outstanding: map[slc.PeerID]*idQueue{}, abandoned: map[uint64]slc.PeerID{},
+		subs: map[uint64]*Subscription{}, subsBy: map[subTarget][]*Subscription{},
+		callers:    map[slc.PeerID]*callerState{},
+		describing: map[uint64]*pendingDescribe{},
+		peers:      map[slc.PeerID]*peerState{}, known: map[nodeKey]NodeInfo{}, refusedSet: map[nodeKey]nodeRef{},
 		relayed: map[relayKey]bool{}, dirChanged: make(chan struct{}),
 	}
-	n.ctl = newQueue()
-	n.evq = newQueue()
+	n.ctl = newQueue(0)
+	n.evq = newQueue(cfg.eventQueue)
 	n.wg.Add(2)
 	go n.ctl.run(ctx, &n.wg)
 	go n.evq.run(ctx, &n.wg)
@@ -216,10 +224,10 @@ func (n *Node) Close() error {
 		n.signalLocked()
 		pending := n.pending
 		n.pending = map[uint64]*pendingCall{}
-		for _, e := range n.calls {
-			if !e.finished {
-				e.cancel()
-			}
+		n.settleAllLocked("")
+		n.failDescribesLocked("", &Error{Kind: KindClosed, Message: "the local node closed"})
+		for _, cs := range n.callers {
+			cs.cancelRunning()
 		}
 		n.mu.Unlock()
 		for _, p := range pending {
@@ -312,6 +320,10 @@ func (n *Node) deliver(m slc.Message) {
 		n.ctl.push(func() { n.onUnregistered(m.From, &b) })
 	case refusedMsg:
 		n.ctl.push(func() { n.onRefused(m.From, &b) })
+	case describeMsg:
+		n.onDescribe(m.From, &b)
+	case descriptionMsg:
+		n.onDescription(m.From, &b)
 	default:
 		n.log.Warn("rpc: unexpected body", "peer", string(m.From), "type", m.Type, "body", fmt.Sprintf("%T", m.Body))
 	}
@@ -336,20 +348,43 @@ func (n *Node) onSlcEvent(ev any) {
 	}
 }
 
-// queue runs functions in order on one goroutine.
+// queue runs functions in order on one goroutine. A queue with a bound
+// (max > 0) refuses functions past it in tryPush; the bound counts the
+// function that runs.
 type queue struct {
 	mu    sync.Mutex
 	items []func()
+	n     int // queued or running
+	max   int
 	wake  chan struct{}
 }
 
-func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+func newQueue(max int) *queue { return &queue{wake: make(chan struct{}, 1), max: max} }
 
-// push adds f; it never blocks.
+// push adds f, whatever the bound; it never blocks.
 func (q *queue) push(f func()) {
 	q.mu.Lock()
 	q.items = append(q.items, f)
+	q.n++
 	q.mu.Unlock()
+	q.signal()
+}
+
+// tryPush adds f unless the queue holds its maximum; it never blocks.
+func (q *queue) tryPush(f func()) bool {
+	q.mu.Lock()
+	if q.max > 0 && q.n >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, f)
+	q.n++
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -369,6 +404,9 @@ func (q *queue) run(ctx context.Context, wg *sync.WaitGroup) {
 				return
 			}
 			f()
+			q.mu.Lock()
+			q.n--
+			q.mu.Unlock()
 		}
 		select {
 		case <-q.wake:

@@ -8,18 +8,27 @@ import (
 
 // Defaults.
 const (
-	// DefaultResultTTL is how long a node keeps the result of a finished
-	// call, to answer a copy of the call without running it again.
-	DefaultResultTTL = 5 * time.Minute
-	// DefaultMaxResults bounds the results kept.
+	// DefaultMaxResults bounds, per caller instance, the calls a node
+	// keeps: those running and the results its caller has not
+	// acknowledged yet. Past it, the caller's new calls fail with
+	// KindBusy.
 	DefaultMaxResults = 10000
 	// DefaultMaxCalls bounds the calls a node runs at once; past it, calls
 	// fail with KindBusy.
 	DefaultMaxCalls = 10000
+	// DefaultEventQueue bounds the events a node holds for its event
+	// handlers; past it, events are dropped (see WithEventQueue).
+	DefaultEventQueue = 10000
+
+	// DefaultResultTTL is no longer used: results are kept until their
+	// caller has them, not for a time.
+	//
+	// Deprecated: results are not dropped by age; see WithMaxResults.
+	DefaultResultTTL = 5 * time.Minute
 )
 
-// Clock tells the time. The node uses it for the start time it announces
-// and to expire the results it keeps; tests inject a fake one.
+// Clock tells the time. The node uses it for the start time it
+// announces; tests inject a fake one.
 type Clock interface {
 	Now() time.Time
 }
@@ -30,18 +39,18 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 type config struct {
 	clock      Clock
-	resultTTL  time.Duration
 	maxResults int
 	maxCalls   int
+	eventQueue int
 	logger     *slog.Logger
 }
 
 func defaultConfig() config {
 	return config{
 		clock:      systemClock{},
-		resultTTL:  DefaultResultTTL,
 		maxResults: DefaultMaxResults,
 		maxCalls:   DefaultMaxCalls,
+		eventQueue: DefaultEventQueue,
 		logger:     slog.New(slog.DiscardHandler),
 	}
 }
@@ -60,16 +69,54 @@ func WithClock(c Clock) Option {
 	}
 }
 
-// WithResultCache sets how long the results of finished calls are kept,
-// and how many at most, to answer a call that arrives again (a retry, or
-// a copy re-sent by slc) without running it twice. A copy that arrives
-// after its result was dropped runs again.
+// WithMaxResults bounds the calls the node keeps for one caller instance
+// (default DefaultMaxResults): the calls running and the finished ones
+// whose results the caller has not acknowledged.
+//
+// A node keeps the result of each call until the caller's watermark,
+// which comes with every call (the lowest ID of the caller's calls whose
+// results it still awaits from this node), passes it, so that a copy of a
+// call that arrives again is answered from there and never runs twice.
+// It never drops a result before that: when a caller has max calls kept,
+// its new calls fail with KindBusy, without running, until results are
+// acknowledged.
+func WithMaxResults(max int) Option {
+	return func(cfg *config) error {
+		if max <= 0 {
+			return errors.New("rpc: max results must be positive")
+		}
+		cfg.maxResults = max
+		return nil
+	}
+}
+
+// WithResultCache sets the bound of WithMaxResults; ttl is ignored.
+//
+// Deprecated: results are kept until the caller has them, not for a
+// time; use WithMaxResults.
 func WithResultCache(ttl time.Duration, max int) Option {
 	return func(cfg *config) error {
 		if ttl <= 0 || max <= 0 {
 			return errors.New("rpc: result cache TTL and size must be positive")
 		}
-		cfg.resultTTL, cfg.maxResults = ttl, max
+		cfg.maxResults = max
+		return nil
+	}
+}
+
+// WithEventQueue bounds the events the node holds for its subscriptions'
+// handlers (default DefaultEventQueue), counting the one being handled.
+// Handlers run one event at a time; when they fall behind and the queue
+// is full, further events are dropped: never the connection's reader
+// blocked, so calls and results keep flowing. Each drop is counted on the
+// subscriptions it was for (Subscription.Dropped), and an EventsDropped
+// is published on the event stream when drops start.
+func WithEventQueue(max int) Option {
+	return func(cfg *config) error {
+		if max <= 0 {
+			return errors.New("rpc: event queue size must be positive")
+		}
+		cfg.eventQueue = max
 		return nil
 	}
 }

@@ -11,9 +11,9 @@ import (
 
 	"github.com/slc-go/slc"
 	"github.com/slc-go/slc/actors"
+	"github.com/slc-go/slc/examples/timer/timer"
 	"github.com/slc-go/slc/internal/testutil"
 	"github.com/slc-go/slc/rpc"
-	"github.com/slc-go/slc/rpc/internal/timer"
 )
 
 // TestSubscriptionSurvivesReconnect: a subscription keeps delivering
@@ -223,9 +223,34 @@ func TestSubscriptionSurvivesRestart(t *testing.T) {
 	expect("after")
 
 	// And unsubscribing ends it: the event still fires, nothing arrives.
+	// Another subscription sees the event, so that the next one is made
+	// after it was fired (the helper's timers fire on goroutines of their
+	// own, possibly after the result of add).
+	watcher := make(chan string, 10)
+	sub3, err := timer.TimeoutEv.On(client, peer, "/timer", func(from slc.PeerID, v timer.Timeout) { watcher <- v.Name })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub3.Unsubscribe()
+	if err := sub3.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
 	sub.Unsubscribe()
 	if _, err := timer.Add.Call(ctx, client, peer, "/timer", timer.AddIn{Name: "unheard", Seconds: 0}); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case name := <-watcher:
+		if name != "unheard" {
+			t.Fatalf("the other subscription got %q, want unheard", name)
+		}
+	case <-ctx.Done():
+		t.Fatal("no timeout event for unheard")
+	}
+	select {
+	case f := <-got:
+		t.Fatalf("event %+v after Unsubscribe", f)
+	default:
 	}
 	// A subscription made after it gets the next event, and only that.
 	sub2, err := timer.TimeoutEv.On(client, peer, "/timer", func(from slc.PeerID, v timer.Timeout) { got <- fired{from, v.Name} })

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/examples/timer/timer"
 	"github.com/slc-go/slc/rpc"
-	"github.com/slc-go/slc/rpc/internal/timer"
 )
 
 // TestTimer is supcon's Timer example: a client adds a 5-second timer on

@@ -29,10 +29,13 @@ const (
 	typeUnsubscribe  = "slc.rpc.Unsubscribe"
 	typeSubscribed   = "slc.rpc.Subscribed"
 	typeEvent        = "slc.rpc.Event"
+	typeDescribe     = "slc.rpc.Describe"
+	typeDescription  = "slc.rpc.Description"
 )
 
 var wireTypes = []string{typeHello, typePeers, typeRegistered, typeUnregistered, typeRefused,
-	typeCall, typeResult, typeCancel, typeSubscribe, typeUnsubscribe, typeSubscribed, typeEvent}
+	typeCall, typeResult, typeCancel, typeSubscribe, typeUnsubscribe, typeSubscribed, typeEvent,
+	typeDescribe, typeDescription}
 
 func init() {
 	slc.Register[helloMsg](typeHello)
@@ -47,6 +50,8 @@ func init() {
 	slc.Register[unsubscribeMsg](typeUnsubscribe)
 	slc.Register[subscribedMsg](typeSubscribed)
 	slc.Register[eventMsg](typeEvent)
+	slc.Register[describeMsg](typeDescribe)
+	slc.Register[descriptionMsg](typeDescription)
 }
 
 // nodeRef names one instance of a node.
@@ -106,6 +111,10 @@ type refusedMsg struct {
 // the instance of the callee the caller knew when it first sent the call
 // (0: none yet); Retry marks a copy sent again after the callee changed.
 // Timeout is the time the caller had left, in nanoseconds (0: none).
+// Low is the caller's watermark for this callee: the lowest ID of its
+// calls to it whose results it still awaits (this call's ID, or lower);
+// the callee drops the results below it. 0 (absent): no news, nothing
+// is dropped.
 type callMsg struct {
 	ID        uint64 `msgpack:"id" json:"id"`
 	From      uint64 `msgpack:"from" json:"from"`
@@ -116,6 +125,7 @@ type callMsg struct {
 	Interface string `msgpack:"iface" json:"iface"`
 	Method    string `msgpack:"method" json:"method"`
 	Args      Args   `msgpack:"args,omitempty" json:"args,omitempty"`
+	Low       uint64 `msgpack:"low,omitempty" json:"low,omitempty"`
 }
 
 // wireError is a failed call's error.
@@ -156,10 +166,12 @@ type unsubscribeMsg struct {
 }
 
 // subscribedMsg confirms that the sender holds subscription ID of
-// subscriber instance To.
+// subscriber instance To, or, with Err, that it refused it (unknown
+// path, interface or event).
 type subscribedMsg struct {
-	ID uint64 `msgpack:"id" json:"id"`
-	To uint64 `msgpack:"to" json:"to"`
+	ID  uint64     `msgpack:"id" json:"id"`
+	To  uint64     `msgpack:"to" json:"to"`
+	Err *wireError `msgpack:"err,omitempty" json:"err,omitempty"`
 }
 
 // eventMsg is a fired event, sent once to each subscribed node.
@@ -169,4 +181,26 @@ type eventMsg struct {
 	Interface string `msgpack:"iface" json:"iface"`
 	Event     string `msgpack:"event" json:"event"`
 	Args      Args   `msgpack:"args,omitempty" json:"args,omitempty"`
+}
+
+// describeMsg asks a peer for the description of Node, one of the peer's
+// own peers (Describe of a node known through it). ID is unique per
+// sender instance (From).
+type describeMsg struct {
+	ID   uint64     `msgpack:"id" json:"id"`
+	From uint64     `msgpack:"from" json:"from"`
+	Node slc.PeerID `msgpack:"node" json:"node"`
+}
+
+// descriptionMsg answers a describeMsg: what the sender knows of Node
+// (from its hello and registrations), or Err (the sender has no such
+// peer). To is the asker's instance.
+type descriptionMsg struct {
+	ID       uint64            `msgpack:"id" json:"id"`
+	To       uint64            `msgpack:"to" json:"to"`
+	Node     slc.PeerID        `msgpack:"node" json:"node"`
+	Instance uint64            `msgpack:"inst,omitempty" json:"inst,omitempty"`
+	Started  int64             `msgpack:"started,omitempty" json:"started,omitempty"`
+	Paths    []PathDescription `msgpack:"paths,omitempty" json:"paths,omitempty"`
+	Err      *wireError        `msgpack:"err,omitempty" json:"err,omitempty"`
 }

@@ -47,7 +47,7 @@ func (r *rpcNode) close() error {
 }
 
 // startRPC starts a node, connects it to rf.connect and checks that the
-// node there is target and an rpc node. slc's events are printed with -v
+// node there is target (any node when target is "") and an rpc node. slc's events are printed with -v
 // only, unless show says otherwise.
 func startRPC(ctx context.Context, g *globals, out *printer, rf *rpcFlags, target slc.PeerID, show func(ev any) bool,
 	extra ...slc.Option) (*rpcNode, error) {
@@ -70,7 +70,7 @@ func startRPC(ctx context.Context, g *globals, out *printer, rf *rpcFlags, targe
 	if err != nil {
 		return fail(err)
 	}
-	if peer != target {
+	if target != "" && peer != target {
 		return fail(fmt.Errorf("the node at %s is %q, not %q", rf.connect, peer, target))
 	}
 	r.peer = peer

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,13 @@ and prints what it offers: each path, the interfaces implemented there, and
 their methods (with in- and out-arguments) and events, with their
 documentation. It also lists the nodes NODE is connected to.
 
+NODE may also be a peer of the node at --connect: that node answers with
+what NODE announced to it.
+
 With --json it prints one JSON object.`,
 		Example: `  slc describe --connect 127.0.0.1:7000 timer
-  slc describe -c 127.0.0.1:7000 timer --json`,
+  slc describe -c 127.0.0.1:7000 timer --json
+  slc describe -c 127.0.0.1:7000 other-peer-of-timer`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDescribe(cmd.Context(), g, &rf, args[0])
@@ -42,19 +47,27 @@ func runDescribe(ctx context.Context, g *globals, rf *rpcFlags, node string) err
 	// The output is the description: the connection's report shows
 	// with -v only.
 	out := newPrinter(recordsTo(g), g.json)
-	r, err := startRPC(ctx, g, out, rf, slc.PeerID(node), nil)
+	r, err := startRPC(ctx, g, out, rf, "", nil)
 	if err != nil {
 		return err
 	}
 	defer r.close()
-	d, err := r.rn.Describe(ctx, r.peer)
+	target := slc.PeerID(node)
+	if target != r.peer && !knownVia(r.rn.Nodes(), target, r.peer) {
+		// The peer's hello, which lists its peers, came before
+		// startRPC returned.
+		return fmt.Errorf("the node at %s is %q, not %q, and %q is not one of its peers", rf.connect, r.peer, target, target)
+	}
+	d, err := r.rn.Describe(ctx, target)
 	if err != nil {
 		return err
 	}
 	var others []rpc.NodeInfo
-	for _, ni := range r.rn.Nodes() {
-		if !ni.Peer && len(ni.Via) == 1 && ni.Via[0] == r.peer {
-			others = append(others, ni)
+	if target == r.peer {
+		for _, ni := range r.rn.Nodes() {
+			if !ni.Peer && len(ni.Via) == 1 && ni.Via[0] == r.peer {
+				others = append(others, ni)
+			}
 		}
 	}
 	if g.json {
@@ -76,6 +89,16 @@ func runDescribe(ctx context.Context, g *globals, rf *rpcFlags, node string) err
 		return err
 	}
 	return out.Err()
+}
+
+// knownVia reports whether nodes lists node as a peer of via.
+func knownVia(nodes []rpc.NodeInfo, node, via slc.PeerID) bool {
+	for _, ni := range nodes {
+		if ni.Name == node && slices.Contains(ni.Via, via) {
+			return true
+		}
+	}
+	return false
 }
 
 // recordsTo returns where describe's records go: to stderr with -v,

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/actors"
 	"github.com/slc-go/slc/rpc"
 )
 
@@ -25,8 +27,9 @@ subscribes to EVENT of interface IFACE at PATH, and prints every event that
 arrives, with its arguments, until Ctrl-C (or --count events).
 
 It reports "subscribed" once NODE holds the subscription. The subscription
-survives reconnects and restarts of NODE: watch keeps reconnecting, and
-prints the connection's events as they happen.`,
+survives reconnects and restarts of NODE: watch keeps reconnecting (and dials
+again, with a growing delay up to 5s, when NODE ends the session by shutting
+down), and prints the connection's events as they happen.`,
 		Example: `  slc watch --connect 127.0.0.1:7000 timer /timer com.example.Timer timeout
   slc watch -c 127.0.0.1:7000 timer /timer com.example.Timer timeout --json --count 1`,
 		Args: cobra.ExactArgs(4),
@@ -47,6 +50,31 @@ func runWatch(ctx context.Context, g *globals, rf *rpcFlags, count int, node, pa
 		return err
 	}
 	defer r.close()
+	// A session that ends for good (the node said goodbye: it shut down,
+	// or restarts) is not resumed by slc: watch dials again.
+	ended := make(chan struct{}, 1)
+	es := r.Communicator.ActorSystem().EventStream
+	esSub := es.Subscribe(func(ev any) {
+		var p slc.PeerID
+		switch e := ev.(type) {
+		case *actors.PeerDisconnected:
+			if !e.Final {
+				return
+			}
+			p = e.Peer
+		case *actors.PeerLost:
+			p = e.Peer
+		default:
+			return
+		}
+		if p == r.peer {
+			select {
+			case ended <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer es.Unsubscribe(esSub)
 	events := make(chan rpc.EventMessage, 64)
 	sub, err := r.rn.On(r.peer, path, iface, event, func(ev rpc.EventMessage) {
 		select {
@@ -62,11 +90,18 @@ func runWatch(ctx context.Context, g *globals, rf *rpcFlags, count int, node, pa
 		return endedByInterrupt(ctx, err)
 	}
 	out.line(r.label, "info", "subscribed", f("peer", r.peer), f("path", path), f("event", iface+"."+event))
-	for n := 0; count <= 0 || n < count; n++ {
+	for n := 0; count <= 0 || n < count; {
 		select {
 		case ev := <-events:
 			out.line(r.label, "recv", "event", f("from", ev.Node), f("path", ev.Path),
 				f("event", ev.Interface+"."+ev.Event), f("args", bodyValue{ev.Args}))
+			n++
+		case <-ended:
+			// The rpc node sends the subscription again when the node
+			// says hello on the new session.
+			if err := redial(ctx, out, r, rf); err != nil {
+				return endedByInterrupt(ctx, err)
+			}
 		case <-ctx.Done():
 			return endedByInterrupt(ctx, fmt.Errorf("watch: %w", ctx.Err()))
 		}
@@ -76,4 +111,37 @@ func runWatch(ctx context.Context, g *globals, rf *rpcFlags, count int, node, pa
 		return err
 	}
 	return out.Err()
+}
+
+// Bounds of the delay between two dials of redial.
+const (
+	redialMin = 100 * time.Millisecond
+	redialMax = 5 * time.Second
+)
+
+// redial connects r again to rf.connect, after its session ended, until
+// it succeeds or ctx ends, doubling the delay between attempts up to
+// redialMax.
+func redial(ctx context.Context, out *printer, r *rpcNode, rf *rpcFlags) error {
+	delay := redialMin
+	for {
+		p, err := r.connect(ctx, rf.connect, rf.connectTimeout)
+		switch {
+		case err == nil && p == r.peer:
+			return nil
+		case err == nil:
+			return fmt.Errorf("the node at %s is now %q, not %q", rf.connect, p, r.peer)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		out.line(r.label, "info", "redialing", f("addr", rf.connect), f("in", delay), f("err", err))
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		delay = min(2*delay, redialMax)
+	}
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/examples/timer/timer"
 	"github.com/slc-go/slc/rpc"
-	"github.com/slc-go/slc/rpc/internal/timer"
 )
 
 func main() {

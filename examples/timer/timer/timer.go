@@ -1,6 +1,9 @@
-// Package timer is the Timer interface of the supcon examples
-// (com.example.Timer) and an implementation of it, shared by the rpc
-// tests and their helper program.
+// Package timer is the Timer of supcon's examples: the interface
+// com.example.Timer, declared as data, its typed methods and event, and an
+// implementation whose timers run on an injected Clock.
+//
+// The timer example (examples/timer) serves it; the rpc package's tests
+// drive the same code with a fake clock.
 package timer
 
 import (
@@ -74,18 +77,24 @@ var (
 	TimeoutEv = rpc.MustEvent[Timeout](Interface, "timeout")
 )
 
-// Clock schedules f after d; stop cancels it, reporting whether it did.
+// Clock tells the time, and schedules f after d: stop cancels it,
+// reporting whether it did. f runs on a goroutine of the clock's.
 type Clock interface {
+	Now() time.Time
 	AfterFunc(d time.Duration, f func()) (stop func() bool)
 }
 
 // RealClock is the system clock.
 type RealClock struct{}
 
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
 // AfterFunc runs f after d with time.AfterFunc.
 func (RealClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 
-// Timer implements com.example.Timer.
+// Timer implements com.example.Timer. Register Impl on a node. Its
+// methods are safe for concurrent use.
 type Timer struct {
 	Impl  *rpc.Implementation
 	clock Clock
@@ -96,7 +105,8 @@ type Timer struct {
 
 type entry struct{ stop func() bool }
 
-// New returns a Timer whose timers run on clock.
+// New returns a Timer whose timers run on clock (RealClock{} for the
+// system's).
 func New(clock Clock) *Timer {
 	t := &Timer{clock: clock, timers: map[string]*entry{}}
 	impl, err := rpc.NewImplementation(Interface)
@@ -161,4 +171,14 @@ func (t *Timer) list(ctx context.Context, _ rpc.Empty) (ListOut, error) {
 	}
 	slices.Sort(names)
 	return ListOut{Names: names}, nil
+}
+
+// Stop stops every running timer; none of them fires.
+func (t *Timer) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, e := range t.timers {
+		e.stop()
+		delete(t.timers, name)
+	}
 }
