@@ -135,6 +135,16 @@ func TestHostileInput(t *testing.T) {
 		{name: "wrong magic", input: `"SLC\x00" and a valid rest`,
 			write: func(c net.Conn, _ <-chan struct{}) { sendAll(c, []byte("SLC\x00\x01\x01\x00\x00")) },
 			want:  func(err error) bool { return errors.Is(err, wire.ErrBadMagic) }, log: "bad magic"},
+		{name: "preamble, then garbage", input: "a valid preamble, then the 256 random bytes",
+			write: func(c net.Conn, done <-chan struct{}) {
+				sendAll(c, append(hostilePreamble(1, 1, 0), garbage...))
+				<-done
+			},
+			want: func(err error) bool {
+				// The random bytes are read as a frame header: its version
+				// byte is not 1.
+				return errors.Is(err, wire.ErrInvalidVersion)
+			}, log: "frame version", reply: wire.CodeVersion},
 		{name: "4 GiB frame", input: "preamble, HELLO header with length 0xFFFFFFFF",
 			write: func(c net.Conn, _ <-chan struct{}) {
 				sendAll(c, append(hostilePreamble(1, 1, 0),
@@ -268,16 +278,24 @@ func TestHostileInput(t *testing.T) {
 		})
 	}
 
-	// Every hostile connection was reported exactly once.
-	time.Sleep(100 * time.Millisecond)
-	perAddr := map[string]int{}
-	srvEv.mu.Lock()
-	for _, ev := range srvEv.all {
-		if hr, ok := ev.(*actors.HandshakeRejected); ok {
-			perAddr[hr.Addr]++
+	// Every hostile connection was reported exactly once: wait for the
+	// events of all of them, then look again one heartbeat later (a
+	// second report would come from the same goroutines, long done).
+	rejected := func() map[string]int {
+		perAddr := map[string]int{}
+		srvEv.mu.Lock()
+		defer srvEv.mu.Unlock()
+		for _, ev := range srvEv.all {
+			if hr, ok := ev.(*actors.HandshakeRejected); ok {
+				perAddr[hr.Addr]++
+			}
 		}
+		return perAddr
 	}
-	srvEv.mu.Unlock()
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(rejected()) >= len(cases) },
+		"HandshakeRejected for %d connections, want %d", len(rejected()), len(cases))
+	hostileHeartbeat(t)
+	perAddr := rejected()
 	if len(perAddr) != len(cases) {
 		t.Errorf("HandshakeRejected for %d connections, want %d", len(perAddr), len(cases))
 	}
@@ -335,6 +353,15 @@ func TestHostileInput(t *testing.T) {
 	for _, r := range rows {
 		t.Logf("%-28s | %-52s | %-13s | %-34s | %s", r.name, r.input, r.closed, r.reply, r.reason)
 	}
+}
+
+// hostileHeartbeat waits one heartbeat interval of the test nodes (fast's
+// 100 ms): after the awaited event has arrived, the time in which a
+// duplicate of it would have shown up. Only the absence of an event is
+// checked this way; what must happen is waited for by event.
+func hostileHeartbeat(t *testing.T) {
+	t.Helper()
+	<-time.After(100 * time.Millisecond)
 }
 
 // hostileReply summarizes what the server sent a hostile client.
@@ -508,12 +535,16 @@ func TestHostileImpersonation(t *testing.T) {
 	if m, err := srv.Receive(ctx, "hostile-old"); err != nil || m.Body.(Seq).N != 1 {
 		t.Fatalf("receive: %+v %v", m, err)
 	}
-	// One connection, one event.
-	time.Sleep(200 * time.Millisecond)
-	n := srvEv.count(func(ev any) bool {
+	// One connection, one event: wait for it, then look again one
+	// heartbeat later.
+	impostor := func(ev any) bool {
 		hr, ok := ev.(*actors.HandshakeRejected)
 		return ok && hr.Addr == local
-	})
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return srvEv.count(impostor) >= 1 },
+		"no HandshakeRejected for the impostor")
+	hostileHeartbeat(t)
+	n := srvEv.count(impostor)
 	if n != 1 {
 		t.Errorf("%d HandshakeRejected events for the impostor's one connection, want 1", n)
 	}

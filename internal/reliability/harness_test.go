@@ -12,9 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -25,6 +25,7 @@ import (
 var nodeBin string
 
 func TestMain(m *testing.M) {
+	removeStaleHosts()
 	dir, err := os.MkdirTemp("", "slc-reliability")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -48,6 +49,12 @@ func TestMain(m *testing.M) {
 // hosts are network namespaces joined by a bridge, each with an address
 // that exists only inside them. When namespaces cannot be made (not root,
 // no iproute2), every host is the local machine on 127.0.0.1.
+//
+// Names carry the test process's pid: namespaces "slc<pid>-<seq>-<i>",
+// the bridge "slcb<pid36>-<seq36>" and the root ends of the veth pairs
+// "slcv<pid36>-<seq36><i>" (pid36 and seq36 in base 36, to fit the
+// 15-byte limit on interface names), so that removeStaleHosts can tell
+// which ones a dead run left behind.
 type hosts struct {
 	ns     []string // namespace names; nil on loopback
 	addrs  []string // the hosts' IP addresses
@@ -55,21 +62,32 @@ type hosts struct {
 	gw     string // the test process's address on the bridge
 }
 
-var netnsOnce sync.Once
-var netnsErr error
+// loopbackHosts is the loopback form: n hosts, all 127.0.0.1.
+func loopbackHosts(n int) *hosts {
+	h := &hosts{addrs: make([]string, n), gw: "127.0.0.1"}
+	for i := range h.addrs {
+		h.addrs[i] = "127.0.0.1"
+	}
+	return h
+}
+
+// netnsNotice makes the "namespaces unavailable" notice appear once per
+// run, on standard error, however many scenarios fall back to loopback.
+var netnsNotice sync.Once
+
+// hostSeq numbers the sets of hosts made by this process.
+var hostSeq atomic.Int64
 
 func newHosts(t *testing.T, n int) *hosts {
 	t.Helper()
 	h := &hosts{}
-	if err := h.create(t, n); err != nil {
-		netnsOnce.Do(func() { netnsErr = err })
-		t.Logf("network namespaces unavailable (%v): running on loopback", err)
-		h.ns = nil
-		h.addrs = make([]string, n)
-		for i := range h.addrs {
-			h.addrs[i] = "127.0.0.1"
-		}
-		h.gw = "127.0.0.1"
+	// Cleanup removes whatever was made, also when create stops half way.
+	t.Cleanup(h.destroy)
+	if err := h.create(n); err != nil {
+		netnsNotice.Do(func() {
+			fmt.Fprintf(os.Stderr, "reliability: network namespaces unavailable (%v): running on loopback\n", err)
+		})
+		return loopbackHosts(n)
 	}
 	return h
 }
@@ -82,21 +100,23 @@ func ip(args ...string) error {
 	return nil
 }
 
-func (h *hosts) create(t *testing.T, n int) error {
+// create makes n namespaces on a bridge. Every object is recorded in h
+// before the next step, so destroy removes what a failed create made.
+func (h *hosts) create(n int) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("not root")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return err
 	}
-	id := fmt.Sprintf("%d%d", os.Getpid()%10000, time.Now().UnixNano()%1000)
-	net3 := fmt.Sprintf("10.%d.%d", 100+os.Getpid()%100, time.Now().UnixNano()%250)
-	h.bridge = "slcbr" + id
-	// Cleanup runs even when the test fails or setup stops half way.
-	t.Cleanup(h.destroy)
-	if err := ip("link", "add", h.bridge, "type", "bridge"); err != nil {
+	pid, seq := os.Getpid(), hostSeq.Add(1)
+	id := strconv.FormatInt(int64(pid), 36) + "-" + strconv.FormatInt(seq, 36)
+	net3 := fmt.Sprintf("10.%d.%d", 100+pid%100, seq%250)
+	bridge := "slcb" + id
+	if err := ip("link", "add", bridge, "type", "bridge"); err != nil {
 		return err
 	}
+	h.bridge = bridge
 	h.gw = net3 + ".254"
 	if err := ip("addr", "add", h.gw+"/24", "dev", h.bridge); err != nil {
 		return err
@@ -105,16 +125,18 @@ func (h *hosts) create(t *testing.T, n int) error {
 		return err
 	}
 	for i := 0; i < n; i++ {
-		ns := fmt.Sprintf("slc%s-%d", id, i)
+		ns := fmt.Sprintf("slc%d-%d-%d", pid, seq, i)
 		if err := ip("netns", "add", ns); err != nil {
 			return err
 		}
 		h.ns = append(h.ns, ns)
-		outer, inner := fmt.Sprintf("slcv%s%da", id, i), fmt.Sprintf("slcv%s%db", id, i)
+		outer, inner := fmt.Sprintf("slcv%s%d", id, i), "slc0"
 		addr := fmt.Sprintf("%s.%d", net3, i+1)
+		// The inner end is made inside the namespace, so a failure
+		// between steps leaves nothing outside it but the outer end,
+		// which goes with its peer when the namespace is deleted.
 		steps := [][]string{
-			{"link", "add", outer, "type", "veth", "peer", "name", inner},
-			{"link", "set", inner, "netns", ns},
+			{"link", "add", outer, "type", "veth", "peer", "name", inner, "netns", ns},
 			{"link", "set", outer, "master", h.bridge},
 			{"link", "set", outer, "up"},
 			{"-n", ns, "addr", "add", addr + "/24", "dev", inner},
@@ -131,6 +153,48 @@ func (h *hosts) create(t *testing.T, n int) error {
 	return nil
 }
 
+// removeStaleHosts removes the namespaces and bridges of earlier runs
+// whose process is gone (killed, or stopped by a test timeout before its
+// cleanup ran). Those of live processes, other runs in progress, stay.
+func removeStaleHosts() {
+	if os.Geteuid() != 0 {
+		return
+	}
+	dead := func(pid int64) bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return pid != int64(os.Getpid()) && os.IsNotExist(err)
+	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			var pid, seq, i int64
+			var rest string
+			if n, _ := fmt.Sscanf(f[0], "slc%d-%d-%d%s", &pid, &seq, &i, &rest); n == 3 && dead(pid) {
+				exec.Command("ip", "netns", "del", f[0]).Run()
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "-o", "link", "show", "type", "bridge").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			name := strings.TrimSuffix(f[1], ":")
+			p36, _, ok := strings.Cut(strings.TrimPrefix(name, "slcb"), "-")
+			if !strings.HasPrefix(name, "slcb") || !ok {
+				continue
+			}
+			if pid, err := strconv.ParseInt(p36, 36, 64); err == nil && dead(pid) {
+				exec.Command("ip", "link", "del", name).Run()
+			}
+		}
+	}
+}
+
 func (h *hosts) destroy() {
 	for _, ns := range h.ns {
 		exec.Command("ip", "netns", "del", ns).Run() // removes the veth ends inside
@@ -142,6 +206,14 @@ func (h *hosts) destroy() {
 
 // netns reports whether the hosts are real namespaces.
 func (h *hosts) netns() bool { return h.ns != nil }
+
+// where says, for a row's notes, what the hosts are.
+func (h *hosts) where() string {
+	if h.netns() {
+		return "on network namespaces"
+	}
+	return "on loopback"
+}
 
 // command returns the command line that runs args on host i.
 func (h *hosts) command(i int, args ...string) []string {
@@ -159,8 +231,8 @@ func (h *hosts) shape(t *testing.T, i int, rate string) bool {
 	dev := ""
 	out, _ := exec.Command("ip", "-n", h.ns[i], "-o", "link", "show").Output()
 	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], "slcv") {
-			dev = strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], "slc0@") {
+			dev = "slc0"
 		}
 	}
 	if dev == "" {

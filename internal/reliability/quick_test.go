@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// buildTags is what the command that reproduces a row needs.
+const buildTags = ""
+
 // TestReliability is the quick form, run by CI: every scenario at a size
 // that keeps the whole suite within a few minutes. The full form runs with
 // go test -tags soak.

@@ -13,6 +13,9 @@ import (
 	"github.com/slc-go/slc/internal/testutil"
 )
 
+// buildTags is what the command that reproduces a row needs.
+const buildTags = "-tags soak "
+
 // TestReliability is the full form: go test -tags soak ./internal/reliability/
 func TestReliability(t *testing.T) {
 	runAll(t, sizes{
@@ -91,6 +94,7 @@ loop:
 		}
 	}
 	t.Logf("receiver goroutines %d -> %d, heap %d KiB -> %d KiB", base.goroutines, after.goroutines, base.heap>>10, after.heap>>10)
+	writeReport(t) // the soak's rows after those of TestReliability, when both ran
 	if after.goroutines > base.goroutines+5 || after.heap > base.heap+16<<20 {
 		t.Fatalf("receiver did not come back to its starting level: goroutines %d -> %d, heap %d -> %d", base.goroutines, after.goroutines, base.heap, after.heap)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -60,11 +61,21 @@ type ProxyStats struct {
 	BytesUp int64
 	// BytesDown counts bytes forwarded server->client.
 	BytesDown int64
+	// Delayed counts chunks held by Delay or Jitter.
+	Delayed int64
+	// Throttled counts chunks held back by Throttle.
+	Throttled int64
 }
 
 // Proxy is a userspace TCP proxy on 127.0.0.1 that forwards every accepted
 // connection to a target address and can inject faults into the traffic.
 // All methods are safe for concurrent use, including while traffic flows.
+//
+// The proxy works on the byte streams the kernel hands it, after TCP has
+// put segments in order, so it can delay, hold back, cut, corrupt and
+// reset, but it cannot reorder or drop segments: that needs a packet-level
+// tool such as netem. Each direction forwards its chunks one at a time, in
+// order, whatever the delays.
 type Proxy struct {
 	ln     net.Listener
 	ctx    context.Context // cancelled by Close; bounds dials to the target
@@ -79,6 +90,8 @@ type Proxy struct {
 	conns       map[*proxyConn]struct{}
 	refuse      bool
 	delay       time.Duration
+	jitter      time.Duration // random extra delay in [0, jitter)
+	throttle    int64         // bytes per second each way, 0 if off
 	stall       chan struct{} // non-nil while stalled; closed by Unstall
 	hook        func(dir Direction, off int64, b []byte)
 	corruptNext int64 // offset for the next connection, -1 if none
@@ -89,6 +102,7 @@ type Proxy struct {
 	accepted, refused, dialFailures atomic.Int64
 	resets, cuts                    atomic.Int64
 	bytesUp, bytesDown              atomic.Int64
+	delayed, throttled              atomic.Int64
 }
 
 // NewProxy listens on 127.0.0.1:0 and forwards each accepted connection to
@@ -225,6 +239,26 @@ func (p *Proxy) Delay(d time.Duration) {
 	p.mu.Unlock()
 }
 
+// Jitter adds a random extra delay, uniform in [0, d), to every forwarded
+// chunk in both directions, on top of Delay: the latency varies from
+// chunk to chunk. Chunks still leave in order (see Proxy). Zero or
+// negative d disables it.
+func (p *Proxy) Jitter(d time.Duration) {
+	p.mu.Lock()
+	p.jitter = max(d, 0)
+	p.mu.Unlock()
+}
+
+// Throttle limits each direction of every connection to bytesPerSec: a
+// chunk is held back until the bytes forwarded so far fit the rate since
+// the throttle applied to that direction, so the rate holds on average
+// with bursts of at most one chunk (32 KiB). Zero or negative turns it off.
+func (p *Proxy) Throttle(bytesPerSec int64) {
+	p.mu.Lock()
+	p.throttle = max(bytesPerSec, 0)
+	p.mu.Unlock()
+}
+
 // Corrupt flips (XOR 0xFF) the byte at the given offset of the
 // client->server stream of the next connection the proxy accepts. Offsets
 // start at 0 with the first byte the client sends on that connection. A
@@ -275,6 +309,8 @@ func (p *Proxy) Stats() ProxyStats {
 		Cuts:         p.cuts.Load(),
 		BytesUp:      p.bytesUp.Load(),
 		BytesDown:    p.bytesDown.Load(),
+		Delayed:      p.delayed.Load(),
+		Throttled:    p.throttled.Load(),
 	}
 }
 
@@ -462,6 +498,7 @@ func (pc *proxyConn) forward(dir Direction) {
 	}
 	buf := make([]byte, proxyBufSize)
 	var off int64 // offset of the next byte in this direction's stream
+	var th throttleState
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
@@ -480,6 +517,9 @@ func (pc *proxyConn) forward(dir Direction) {
 			}
 			if hook != nil {
 				hook(dir, off, chunk)
+			}
+			if !pc.throttleWait(&th, len(chunk)) {
+				return
 			}
 			// Count before writing so that a peer that has read the
 			// bytes also sees them counted; take back what was not
@@ -518,13 +558,60 @@ func (pc *proxyConn) forward(dir Direction) {
 	}
 }
 
-// wait applies Stall and Delay before a chunk is forwarded. It returns false
-// if the connection was shut down meanwhile.
+// throttleState is one direction's account for Throttle: the rate in
+// force, when it began to apply, and the bytes forwarded since.
+type throttleState struct {
+	rate  int64
+	since time.Time
+	bytes int64
+}
+
+// throttleWait holds a chunk of n bytes until it fits the Throttle rate.
+// It returns false if the connection was shut down meanwhile.
+func (pc *proxyConn) throttleWait(th *throttleState, n int) bool {
+	pc.p.mu.Lock()
+	rate := pc.p.throttle
+	pc.p.mu.Unlock()
+	if rate != th.rate {
+		*th = throttleState{rate: rate, since: time.Now()}
+	}
+	if rate == 0 {
+		return true
+	}
+	// The chunk may leave once the bytes before it took their time. A
+	// direction that fell idle starts a new account, so idle time is not
+	// saved up for a burst.
+	now := time.Now()
+	due := th.since.Add(time.Duration(float64(th.bytes) / float64(rate) * float64(time.Second)))
+	if due.Before(now) {
+		th.since, th.bytes, due = now, 0, now
+	}
+	th.bytes += int64(n)
+	wait := due.Sub(now)
+	if wait <= 0 {
+		return true
+	}
+	pc.p.throttled.Add(1)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-pc.done:
+		return false
+	}
+}
+
+// wait applies Stall, Delay and Jitter before a chunk is forwarded. It
+// returns false if the connection was shut down meanwhile.
 func (pc *proxyConn) wait() bool {
 	for {
 		pc.p.mu.Lock()
 		stall := pc.p.stall
 		delay := pc.p.delay
+		if pc.p.jitter > 0 {
+			delay += rand.N(pc.p.jitter)
+		}
 		pc.p.mu.Unlock()
 		if stall != nil {
 			select {
@@ -535,6 +622,7 @@ func (pc *proxyConn) wait() bool {
 			}
 		}
 		if delay > 0 {
+			pc.p.delayed.Add(1)
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:

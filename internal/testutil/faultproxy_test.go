@@ -558,6 +558,78 @@ func TestProxyDelay(t *testing.T) {
 	roundTrip(t, client, server)
 }
 
+// Jitter varies each chunk's delay within [Delay, Delay+Jitter) and keeps
+// the order of the bytes.
+func TestProxyJitter(t *testing.T) {
+	ln := newBackend(t)
+	p := newTestProxy(t, ln.Addr().String())
+	client, server := connect(t, p, ln)
+	roundTrip(t, client, server)
+
+	const d, j = 5 * time.Millisecond, 20 * time.Millisecond
+	p.Delay(d)
+	p.Jitter(j)
+	var lo, hi time.Duration
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		roundTrip(t, client, server)
+		el := time.Since(start)
+		if el < 2*d {
+			t.Fatalf("round trip %d took %v, want at least %v", i, el, 2*d)
+		}
+		if i == 0 || el < lo {
+			lo = el
+		}
+		hi = max(hi, el)
+	}
+	if hi-lo < j/4 {
+		t.Errorf("round trips between %v and %v: the jitter did not vary the delay", lo, hi)
+	}
+	// Order is kept: a stream written in many small pieces arrives whole.
+	data := pattern(64<<10, 7)
+	go func() {
+		for b := data; len(b) > 0; b = b[min(len(b), 1000):] {
+			client.Write(b[:min(len(b), 1000)])
+		}
+	}()
+	if got := readN(t, server, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("the stream was changed or reordered under jitter")
+	}
+	if p.Stats().Delayed == 0 {
+		t.Error("Stats().Delayed = 0")
+	}
+	p.Delay(0)
+	p.Jitter(0)
+	roundTrip(t, client, server)
+}
+
+// Throttle holds a direction to its rate.
+func TestProxyThrottle(t *testing.T) {
+	ln := newBackend(t)
+	p := newTestProxy(t, ln.Addr().String())
+	client, server := connect(t, p, ln)
+	roundTrip(t, client, server)
+
+	const rate = 256 << 10
+	p.Throttle(rate)
+	data := pattern(512<<10, 9)
+	start := time.Now()
+	go client.Write(data)
+	if got := readN(t, server, len(data)); !bytes.Equal(got, data) {
+		t.Fatal("the stream was changed under the throttle")
+	}
+	el := time.Since(start)
+	// 512 KiB at 256 KiB/s: 2 s, less the first chunk's burst (32 KiB).
+	if min := time.Duration(float64(len(data)-proxyBufSize) / rate * float64(time.Second)); el < min {
+		t.Fatalf("512 KiB through a 256 KiB/s throttle in %v, want at least %v", el, min)
+	}
+	if p.Stats().Throttled == 0 {
+		t.Error("Stats().Throttled = 0")
+	}
+	p.Throttle(0)
+	roundTrip(t, client, server)
+}
+
 func TestProxyRefuse(t *testing.T) {
 	ln := newBackend(t)
 	p := newTestProxy(t, ln.Addr().String())

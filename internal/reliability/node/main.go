@@ -5,7 +5,9 @@
 //	node recv -name R -listen ADDR          prints "ready ADDR", then "got FROM N" per message
 //	node send -name S -to ADDR -n N [-from K] [-size B] [-rate R]
 //	                                        prints "sent N" per message, "acked N", "done"
-//	node churn -to ADDR -peers P -for D     connects and disconnects P peers in a loop
+//	node churn -to ADDR -peers P -for D     connects and disconnects P peers in a loop;
+//	                                        prints "acked P K" per acknowledged message
+//	                                        (number P*1000000+K, from node NAME-P)
 //
 // With -store DIR a node keeps its state in a store (slc.WithStore) and
 // -sync picks the fsync policy. "recv -die-after N" kills its own process
@@ -26,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -108,6 +111,9 @@ type common struct {
 	events    bool
 	store     string
 	sync      string
+	// disconnected, if set, adds to the "event disconnected" line; it
+	// runs on the goroutine that publishes the event.
+	disconnected func(peer slc.PeerID) string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -147,7 +153,11 @@ func (c *common) node(extra ...slc.Option) (*slc.Communicator, error) {
 		case *actors.PeerConnected:
 			say("event connected %s resumed=%v restarted=%v", e.Peer, e.Resumed, e.Restarted)
 		case *actors.PeerDisconnected:
-			say("event disconnected %s final=%v", e.Peer, e.Final)
+			extra := ""
+			if c.disconnected != nil {
+				extra = c.disconnected(e.Peer)
+			}
+			say("event disconnected %s final=%v%s", e.Peer, e.Final, extra)
 		case *actors.PeerLost:
 			say("event lost %s undelivered=%d", e.Peer, len(e.Undelivered))
 		case *actors.PeerReconnecting:
@@ -227,6 +237,29 @@ func send(ctx context.Context, args []string) error {
 	rate := fs.Int("rate", 0, "messages per second (0: as fast as possible)")
 	resume := fs.Bool("resume", false, "send nothing new: deliver what the store holds, then exit")
 	fs.Parse(args)
+	// On a disconnect the sender reports the highest message number the
+	// peer had acknowledged ("acked=N"): no acknowledgement can arrive
+	// until the next connection, so a test that waits for this line
+	// before it lets the peer back knows exactly what the peer's last
+	// instance took.
+	var idsMu sync.Mutex
+	var ids []slc.MsgID // ids[i] is the ID of message *from+i
+	var comm *slc.Communicator
+	c.disconnected = func(peer slc.PeerID) string {
+		st, ok := comm.PeerStats(peer)
+		if !ok {
+			return ""
+		}
+		idsMu.Lock()
+		defer idsMu.Unlock()
+		k := sort.Search(len(ids), func(i int) bool { return ids[i] > st.Acked })
+		if k == len(ids) && (k == 0 && st.Acked > 0 || k > 0 && st.Acked > ids[k-1]) {
+			// The message being sent was acknowledged before its ID was
+			// recorded: count it.
+			k++
+		}
+		return fmt.Sprintf(" acked=%d", *from+k-1)
+	}
 	comm, err := c.node()
 	if err != nil {
 		return err
@@ -259,6 +292,9 @@ func send(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("send %d: %w", i, err)
 		}
+		idsMu.Lock()
+		ids = append(ids, id)
+		idsMu.Unlock()
 		last = id
 		say("sent %d", i)
 	}
@@ -286,7 +322,7 @@ func churn(ctx context.Context, args []string) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	cycles, sent := 0, 0
+	var cycles, connected, sent, acked int
 	var firstErr error
 	for p := 0; p < *peers; p++ {
 		wg.Add(1)
@@ -302,23 +338,39 @@ func churn(ctx context.Context, args []string) error {
 					mu.Unlock()
 					return
 				}
+				var conn, snt, ack bool
 				if peer, err := comm.Connect(ctx, *to); err == nil {
+					conn = true
 					id, err := comm.Send(ctx, Seq{N: p*1000000 + k}, peer)
-					if err == nil && comm.WaitAcknowledged(ctx, id, peer) == nil {
+					snt = err == nil
+					if snt && comm.WaitAcknowledged(ctx, id, peer) == nil {
+						ack = true
+						// One line per acknowledged message: the test
+						// checks that each arrived, once.
+						say("acked %d %d", p, k)
 						comm.Disconnect(ctx, peer)
-						mu.Lock()
-						cycles++
-						sent++
-						mu.Unlock()
 					}
 				}
 				comm.Close()
+				mu.Lock()
+				cycles++
+				connected += b2i(conn)
+				sent += b2i(snt)
+				acked += b2i(ack)
+				mu.Unlock()
 			}
 		}(p)
 	}
 	wg.Wait()
-	say("churned cycles=%d acked=%d", cycles, sent)
+	say("churned cycles=%d connected=%d sent=%d acked=%d", cycles, connected, sent, acked)
 	return firstErr
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // drain waits until the store holds no unacknowledged message.
