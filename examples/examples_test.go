@@ -32,6 +32,7 @@ var examples = []struct {
 	{"actor", "actor: 3 readings answered with setpoints"},
 	{"robot", "robot: the controller handled 10 readings; the logger logged 17 events"},
 	{"durable", "durable: 5 readings, each taken once across a restart"},
+	{"groupchat", "groupchat: alice saw 3 joins, 2 departures and 4 lines in agreed order"},
 	{"timer", "timer: tea timed out after 5s"},
 	{"secure", "secure: 3 readings delivered encrypted; the intruder was rejected"},
 	{"discover", "discover: found lab-camera on lo, connected by name, reading delivered"},

@@ -1,0 +1,204 @@
+package spread
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Service is a message's service level. The names and values are those of
+// Spread (sp.h) and of slc's group package: exactly one level is set, and
+// SelfDiscard may be added to it.
+//
+//	c.Multicast(ctx, spread.Agreed|spread.SelfDiscard, "chat", 0, text)
+type Service uint16
+
+// Service levels, with Spread's meanings (see group.Service).
+const (
+	Unreliable  Service = 0x01 // UNRELIABLE_MESS
+	Reliable    Service = 0x02 // RELIABLE_MESS
+	FIFO        Service = 0x04 // FIFO_MESS
+	Causal      Service = 0x08 // CAUSAL_MESS
+	Agreed      Service = 0x10 // AGREED_MESS
+	Safe        Service = 0x20 // SAFE_MESS
+	SelfDiscard Service = 0x40 // SELF_DISCARD: the sender does not get its own copy
+)
+
+const levels = Unreliable | Reliable | FIFO | Causal | Agreed | Safe
+
+// Level returns the service level without SelfDiscard.
+func (s Service) Level() Service { return s & levels }
+
+// Valid reports whether exactly one level is set and no unknown bit.
+func (s Service) Valid() bool {
+	l := s.Level()
+	return l != 0 && l&(l-1) == 0 && s&^(levels|SelfDiscard) == 0
+}
+
+// String returns the level's name, with "|self-discard" when set.
+func (s Service) String() string {
+	var name string
+	switch s.Level() {
+	case Unreliable:
+		name = "unreliable"
+	case Reliable:
+		name = "reliable"
+	case FIFO:
+		name = "fifo"
+	case Causal:
+		name = "causal"
+	case Agreed:
+		name = "agreed"
+	case Safe:
+		name = "safe"
+	default:
+		return fmt.Sprintf("service(%#x)", uint16(s))
+	}
+	if s&SelfDiscard != 0 {
+		name += "|self-discard"
+	}
+	return name
+}
+
+// ParseService parses a level name ("fifo", "agreed", ...), optionally
+// followed by "|self-discard".
+func ParseService(s string) (Service, error) {
+	var out Service
+	for _, part := range strings.Split(strings.ToLower(s), "|") {
+		switch strings.TrimSpace(part) {
+		case "unreliable":
+			out |= Unreliable
+		case "reliable":
+			out |= Reliable
+		case "fifo":
+			out |= FIFO
+		case "causal":
+			out |= Causal
+		case "agreed":
+			out |= Agreed
+		case "safe":
+			out |= Safe
+		case "self-discard", "selfdiscard":
+			out |= SelfDiscard
+		default:
+			return 0, fmt.Errorf("spread: unknown service %q", part)
+		}
+	}
+	if !out.Valid() {
+		return 0, fmt.Errorf("spread: service %q must name exactly one level", s)
+	}
+	return out, nil
+}
+
+// ViewID is Spread's group_id: it identifies a view of a group.
+type ViewID struct {
+	ProcID int32 // the daemon that made the view (memb_id.proc_id)
+	Time   int32 // its membership's time stamp (memb_id.time)
+	Index  int32 // the view's index within that membership
+}
+
+// String formats the ID as "proc/time.index".
+func (v ViewID) String() string { return fmt.Sprintf("%d/%d.%d", v.ProcID, v.Time, v.Index) }
+
+// IsZero reports whether v is the zero ViewID.
+func (v ViewID) IsZero() bool { return v == ViewID{} }
+
+// Reason tells why a view changed: Spread's CAUSED_BY_* flags.
+type Reason uint8
+
+// Reasons, as in slc's group package.
+const (
+	Join       Reason = iota + 1 // CAUSED_BY_JOIN
+	Leave                        // CAUSED_BY_LEAVE
+	Disconnect                   // CAUSED_BY_DISCONNECT
+	Network                      // CAUSED_BY_NETWORK
+)
+
+// String returns "join", "leave", "disconnect" or "network partition".
+func (r Reason) String() string {
+	switch r {
+	case Join:
+		return "join"
+	case Leave:
+		return "leave"
+	case Disconnect:
+		return "disconnect"
+	case Network:
+		return "network partition"
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// Delivery is what Receive returns: a *Message or a *Membership.
+type Delivery interface {
+	delivery()
+}
+
+// Message is a regular message, as the daemon delivers it.
+type Message struct {
+	// Sender is the sender's private group name ("#user#daemon").
+	Sender string
+	// Groups are the groups it was sent to.
+	Groups  []string
+	Service Service
+	// MsgType is the application's message type (Spread's mess_type).
+	MsgType int16
+	// Body is the data; Raw the same bytes (as in group.Message, whose
+	// Body is the decoded value).
+	Body []byte
+	Raw  []byte
+	// Rejected marks a message of this client that the daemon sent back
+	// (REJECT_MESS) instead of delivering it.
+	Rejected bool
+}
+
+func (*Message) delivery() {}
+
+// Membership is a membership message.
+type Membership struct {
+	Group  string
+	ViewID ViewID
+	// Members of the view, in the daemon's order; empty in the message
+	// that tells this client that its own Leave took effect, and in
+	// transitional messages.
+	Members []string
+	// Joined and Left: the members that came and went (see the package
+	// doc for how they are found).
+	Joined []string
+	Left   []string
+	Reason Reason
+	// Transitional marks Spread's TRANSITION_MESS: the configuration is
+	// changing; a regular membership message follows.
+	Transitional bool
+	// Index is this client's position in Members (Spread sends it in
+	// mess_type), -1 when it is not a member.
+	Index int
+	// VSSets are Spread 4's virtual-synchrony sets: the groups of members
+	// that moved together into this view; Local indexes this client's.
+	VSSets [][]string
+	Local  int
+}
+
+func (*Membership) delivery() {}
+
+// String describes the change in one line, e.g. "chat: [#bob#d1] left
+// (disconnect), members [#alice#d1]".
+func (m *Membership) String() string {
+	var b strings.Builder
+	b.WriteString(m.Group)
+	b.WriteString(": ")
+	if m.Transitional {
+		b.WriteString("transitional view")
+		return b.String()
+	}
+	if len(m.Joined) > 0 {
+		fmt.Fprintf(&b, "%v joined", m.Joined)
+		if len(m.Left) > 0 {
+			b.WriteString(", ")
+		}
+	}
+	if len(m.Left) > 0 {
+		fmt.Fprintf(&b, "%v left", m.Left)
+	}
+	fmt.Fprintf(&b, " (%s), members %v, view %s", m.Reason, m.Members, m.ViewID)
+	return b.String()
+}
