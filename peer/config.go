@@ -14,7 +14,7 @@ import (
 
 // Defaults for Config fields left at zero.
 const (
-	DefaultBufferCap        = 8 << 20
+	DefaultBufferCap        = 16 << 20
 	DefaultMaxFrame         = 16 << 20
 	DefaultChunkSize        = 4 << 20
 	DefaultMaxMessage       = 256 << 20
