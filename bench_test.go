@@ -42,14 +42,23 @@ func benchPair(b *testing.B, opts ...slc.Option) (rx, tx *slc.Communicator, to s
 }
 
 // receiveN receives n messages on its own goroutine and reports when done.
+// It releases each message, as a consumer that is done with it should.
 func receiveN(b *testing.B, rx *slc.Communicator, n int) <-chan error {
+	return receiveRelease(b, rx, n, true)
+}
+
+func receiveRelease(b *testing.B, rx *slc.Communicator, n int, release bool) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		ctx := context.Background()
 		for i := 0; i < n; i++ {
-			if _, err := rx.Receive(ctx); err != nil {
+			m, err := rx.Receive(ctx)
+			if err != nil {
 				done <- err
 				return
+			}
+			if release {
+				m.Release()
 			}
 		}
 		done <- nil
@@ -83,18 +92,27 @@ func BenchmarkSendReceiveRaw64(b *testing.B) {
 	benchRaw(b, 64)
 }
 
-// BenchmarkSendReceiveRaw1MiB sends 1 MiB raw payloads.
+// BenchmarkSendReceiveRaw1MiB sends 1 MiB raw payloads; the receiver
+// releases each message's buffer.
 func BenchmarkSendReceiveRaw1MiB(b *testing.B) {
 	benchRaw(b, 1<<20)
 }
 
-func benchRaw(b *testing.B, size int) {
+// BenchmarkSendReceiveRaw1MiBKept is the same with a receiver that keeps
+// every buffer (no Message.Release): a fresh buffer per message.
+func BenchmarkSendReceiveRaw1MiBKept(b *testing.B) {
+	benchRawRelease(b, 1<<20, false)
+}
+
+func benchRaw(b *testing.B, size int) { benchRawRelease(b, size, true) }
+
+func benchRawRelease(b *testing.B, size int, release bool) {
 	rx, tx, to := benchPair(b)
 	payload := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
-	done := receiveN(b, rx, b.N)
+	done := receiveRelease(b, rx, b.N, release)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		if _, err := tx.SendRaw(ctx, payload, to); err != nil {

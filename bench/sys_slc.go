@@ -120,6 +120,7 @@ func (s *slcSender) receive(rx *slc.Communicator, p *Payload, i int, got Deliver
 				return
 			}
 			seq, err := checkSLC(d, m)
+			m.Release() // checked: done with its buffer
 			got(i, seq, err)
 		}
 	}()

@@ -483,6 +483,11 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 			return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d of %d bytes exceeds %d", d.Seq, len(body), c.cfg.MaxMessage)}
 		}
 		c.deliver(d.Seq, d.Serializer, c.intern(d.Type), body)
+		if !owned {
+			if b := c.hs.Reader.TakeLarge(); b != nil {
+				c.batch[len(c.batch)-1].buf = newRecvBuf(b)
+			}
+		}
 		return !owned, nil
 	}
 	if !asm.active {
@@ -544,9 +549,12 @@ func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
 		m.Err = fmt.Errorf("slc: message %d uses serializer %d, which the sender did not announce or this node lacks", seq, serID)
 	} else {
 		m.Serializer = c.hs.sid[serID]
-		if m.Serializer == codec.Raw {
+		switch {
+		case m.Serializer == codec.Raw:
 			m.Body = raw
-		} else {
+		case c.cfg.LazyDecode:
+			m.lazy = true
+		default:
 			m.Body, m.Err = codec.Decode(typ, ser, raw)
 		}
 	}

@@ -1,9 +1,12 @@
 package peer
 
 import (
+	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/slc-go/slc/codec"
+	"github.com/slc-go/slc/internal/wire"
 )
 
 // ID is the unique name of a node. A session with a remote node is keyed by
@@ -46,4 +49,57 @@ type Message struct {
 	Serializer codec.ID
 	// Err is set when Body could not be decoded; Raw still holds the bytes.
 	Err error
+
+	buf  *recvBuf // the pooled buffer Raw lies in, for Release
+	lazy bool     // Body is still to be decoded from Raw (Config.LazyDecode)
+}
+
+// Decode completes a message that a connection delivered with its body
+// still encoded (Config.LazyDecode): it decodes Raw into Body, or sets Err.
+// A Sink that gets messages from connections with LazyDecode calls it
+// once per message, before the message reaches the application, on the
+// goroutine that hands it over. It does nothing for any other message.
+func Decode(m *Message) {
+	if !m.lazy {
+		return
+	}
+	m.lazy = false
+	ser, ok := codec.SerializerByID(m.Serializer)
+	if !ok {
+		m.Err = fmt.Errorf("slc: message %d uses serializer %d, which this node no longer has", m.ID, m.Serializer)
+		return
+	}
+	m.Body, m.Err = codec.Decode(m.Type, ser, m.Raw)
+}
+
+// recvBuf is the pooled buffer a large message was read into. Every copy of
+// the Message shares it, so only the first Release gives it back.
+type recvBuf struct{ b atomic.Pointer[[]byte] }
+
+func newRecvBuf(b []byte) *recvBuf {
+	rb := new(recvBuf)
+	rb.b.Store(&b)
+	return rb
+}
+
+// Release gives the buffer a large message was read into back to slc, for
+// a later large message: a message larger than the connection's read
+// buffer (256 KiB by default) is read into a buffer of its own, and
+// reusing these spares an allocation, its zeroing and the garbage
+// collection of a buffer per message. After Release, Raw, and the Body of
+// a raw message (which is Raw), must not be used, since later messages
+// overwrite them; a Body decoded by slc's msgpack or JSON serializer holds
+// no reference to Raw and stays valid.
+//
+// Release is optional: an unreleased buffer is garbage-collected as usual.
+// It does nothing for smaller messages and for messages that were
+// decompressed or put together from chunks, and only the first call, on
+// any copy of the Message, has an effect.
+func (m Message) Release() {
+	if m.buf == nil {
+		return
+	}
+	if b := m.buf.b.Swap(nil); b != nil {
+		wire.PutLarge(*b)
+	}
 }

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -186,7 +187,8 @@ func (l *outLog) appendLocked(chunk uint64, flags uint8, seq uint64, ser, comp u
 	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	l.appendFrame(h, body, seq, chunk)
 	if l.persist != nil {
-		return l.persist(h, body, seq, chunk)
+		// A copy, so that hdr stays on the stack when there is no store.
+		return l.persist(slices.Clone(h), body, seq, chunk)
 	}
 	return 0
 }

@@ -532,11 +532,13 @@ func runBenchServe(ctx context.Context, g *globals, bf *benchFlags) error {
 		}()
 	}
 	for {
-		if _, err := c.Receive(ctx); err != nil {
+		m, err := c.Receive(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		m.Release()
 	}
 }

@@ -150,6 +150,7 @@ func runRecvFile(ctx context.Context, g *globals, rf *recvFileFlags, dir string)
 			return endedByInterrupt(ctx, err)
 		}
 		done, err := r.handle(ctx, m)
+		m.Release() // a chunk's data was decoded into a copy, or written out
 		if err != nil {
 			return err
 		}

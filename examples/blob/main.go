@@ -116,6 +116,7 @@ func receive(ctx context.Context, c *slc.Communicator) error {
 		}
 		frame = append(frame, m.Raw...)
 		h.Write(m.Raw)
+		m.Release() // copied: its buffer can carry the next chunk
 		if len(frame) >= nextReport {
 			secs := time.Since(start).Seconds()
 			fmt.Printf("workstation: %3d%% (%d of %d MiB, %.0f MiB/s)\n", len(frame)*100/hdr.Size,

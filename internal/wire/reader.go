@@ -24,7 +24,9 @@ const minBuf = 4 << 10
 // allocations. Payloads stay valid until the next Fill unless the caller
 // calls Retain, which tells the Reader never to overwrite the bytes handed
 // out so far (the next Fill starts a fresh buffer). A frame larger than the
-// buffer is read straight into a buffer of its exact size.
+// buffer is read straight into a pooled buffer of its own (GetLarge), which
+// goes back to the pool at the next Fill unless it was retained; TakeLarge
+// hands it over to the caller instead.
 //
 // The header of every frame is checked against Version and MaxPayload
 // before its payload is read, so a hostile length never causes an
@@ -34,8 +36,10 @@ type Reader struct {
 	buf        []byte
 	start, end int
 	retained   bool
-	size       int // the largest buffer
-	cur        int // the buffer size wanted now, between minBuf and size
+	pooled     bool   // buf is a GetLarge buffer holding one frame
+	spare      []byte // the regular buffer, set aside while buf is pooled
+	size       int    // the largest buffer
+	cur        int    // the buffer size wanted now, between minBuf and size
 
 	// Version is the negotiated protocol version every frame must carry.
 	Version uint8
@@ -76,6 +80,36 @@ func (fr *Reader) Buffered() (h Header, payload []byte, ok bool, err error) {
 // Retain marks every payload returned so far as owned by the caller.
 func (fr *Reader) Retain() { fr.retained = true }
 
+// TakeLarge hands over the buffer that holds the frame Buffered returned
+// last, when that frame was too large for the Reader's buffer and was read
+// into a pooled buffer of its own. The caller owns the buffer from then on
+// and may give it back with PutLarge once nothing refers to it. TakeLarge
+// returns nil for any other frame.
+func (fr *Reader) TakeLarge() []byte {
+	if !fr.pooled || fr.retained || fr.start != fr.end {
+		return nil
+	}
+	fr.retained = true
+	return fr.buf
+}
+
+// leaveLarge returns to the regular buffer after a frame that had a
+// pooled buffer of its own, which goes back to the pool unless a payload
+// in it was retained (or taken).
+func (fr *Reader) leaveLarge() {
+	fr.pooled = false
+	if fr.start != fr.end {
+		// Cannot happen (a large buffer holds exactly one frame); keep
+		// the bytes and let the collector have the buffer.
+		fr.retained = true
+		return
+	}
+	if !fr.retained {
+		PutLarge(fr.buf)
+	}
+	fr.buf, fr.start, fr.end, fr.retained, fr.spare = fr.spare, 0, 0, false, nil
+}
+
 // Pending reports how many bytes of an incomplete frame are buffered.
 func (fr *Reader) Pending() int { return fr.end - fr.start }
 
@@ -83,6 +117,9 @@ func (fr *Reader) Pending() int { return fr.end - fr.start }
 // the incomplete frame at the head of the buffer does not fit in the
 // buffer, as many as it takes to complete that frame.
 func (fr *Reader) Fill() error {
+	if fr.pooled {
+		fr.leaveLarge()
+	}
 	avail := fr.end - fr.start
 	need := HeaderLen
 	if avail >= HeaderLen {
@@ -133,18 +170,23 @@ func (fr *Reader) Fill() error {
 	return err
 }
 
-// fillLarge reads a whole frame of need bytes into a buffer of that size.
+// fillLarge reads a whole frame of need bytes into a pooled buffer of its
+// own. The regular buffer is set aside for the frames after it, unless
+// payloads in it are retained.
 func (fr *Reader) fillLarge(need int) error {
-	nb := make([]byte, need)
+	nb := GetLarge(need)
 	n := copy(nb, fr.buf[fr.start:fr.end])
 	if _, err := io.ReadFull(fr.r, nb[n:]); err != nil {
+		PutLarge(nb)
 		if err == io.EOF && n > 0 {
 			err = io.ErrUnexpectedEOF
 		}
 		return err
 	}
-	// The large buffer holds exactly one frame and is never reused.
-	fr.buf, fr.start, fr.end, fr.retained = nb, 0, need, true
+	if !fr.retained && fr.buf != nil {
+		fr.spare = fr.buf
+	}
+	fr.buf, fr.start, fr.end, fr.retained, fr.pooled = nb, 0, need, false, true
 	return nil
 }
 
