@@ -87,6 +87,7 @@ type conn struct {
 	wmu      sync.Mutex
 	wctrl    []byte
 	wbufs    [][]byte
+	wnb      net.Buffers // writeBuffers' scratch, so that it does not escape per write
 	lastAck  uint64
 	lastProg wire.Progress
 	sentRes  bool         // this side's RESUME is written: other frames may follow
@@ -702,7 +703,7 @@ func (c *conn) flushLocked(ping bool) (bool, error) {
 	if len(bufs) == 0 {
 		return false, nil
 	}
-	_, err := writeBuffers(c.nc, bufs)
+	_, err := writeBuffers(c.nc, bufs, &c.wnb)
 	clear(bufs)
 	c.wbufs = bufs[:0]
 	if err != nil {
@@ -785,10 +786,13 @@ type BuffersWriter interface {
 	WriteBuffers(bufs [][]byte) (int64, error)
 }
 
-func writeBuffers(nc net.Conn, bufs [][]byte) (int64, error) {
+// writeBuffers writes bufs to nc; nb is scratch space owned by the caller.
+func writeBuffers(nc net.Conn, bufs [][]byte, nb *net.Buffers) (int64, error) {
 	if bw, ok := nc.(BuffersWriter); ok {
 		return bw.WriteBuffers(bufs)
 	}
-	nb := net.Buffers(bufs)
-	return nb.WriteTo(nc)
+	*nb = bufs
+	n, err := nb.WriteTo(nc)
+	*nb = nil
+	return n, err
 }
