@@ -200,3 +200,51 @@ func ExampleCommunicator_WaitAcknowledged() {
 	// first acknowledged too: true
 	// waiting in the camera's mailbox: 3
 }
+
+// A receiver of large raw messages hands each buffer back once it is done
+// with it, so the next large message reuses it instead of a fresh one.
+func ExampleMessage_Release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	recorder, _ := slc.New(slc.WithName("recorder"))
+	defer recorder.Close()
+	camera, _ := slc.New(slc.WithName("camera"))
+	defer camera.Close()
+	addr, err := recorder.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	peer, err := camera.Connect(ctx, addr.String())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	frame := make([]byte, 1<<20)
+	for i := range 3 {
+		frame[0] = byte(i)
+		if _, err := camera.SendRaw(ctx, frame, peer); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	sum := 0
+	for range 3 {
+		m, err := recorder.Receive(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		sum += len(m.Raw)
+		fmt.Println("frame", m.Raw[0])
+		m.Release() // done with m.Raw: its buffer can carry the next frame
+	}
+	fmt.Println(sum, "bytes")
+	// Output:
+	// frame 0
+	// frame 1
+	// frame 2
+	// 3145728 bytes
+}
