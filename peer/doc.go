@@ -25,8 +25,10 @@
 //     the end.
 //
 // Message IDs come from one counter per node and are taken while every
-// target's send semaphore is held, so each log is in ID order; IDs may
-// have gaps on a given session, which the receiver tolerates.
+// target's send semaphore is held (or, on the single-frame fast path,
+// under the log's lock while no semaphore holder is appending), so each
+// log is in ID order; IDs may have gaps on a given session, which the
+// receiver tolerates.
 //
 // # Connections
 //

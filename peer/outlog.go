@@ -46,8 +46,9 @@ type ackWaiter struct {
 // remote has not delivered) and the BufferCap account (tail - head bytes are
 // unacknowledged).
 //
-// Senders append under mu while holding the session's send semaphore; the
-// connection's writer takes ranges to send and reports what it wrote; the
+// Senders append under mu, either holding the session's send semaphore
+// (between enter and leave) or, for a single frame, taking the ID under mu
+// while no semaphore holder is inside (sendFast); the connection's writer takes ranges to send and reports what it wrote; the
 // reader applies acknowledgements. All methods are safe for concurrent use.
 type outLog struct {
 	mu      sync.Mutex
@@ -68,6 +69,7 @@ type outLog struct {
 	version uint8
 	ids     *atomic.Uint64 // the node's message ID counter: no peer can know a higher ID
 	prefix  []byte         // frames to send before the log on this connection (aborts)
+	senders int            // Send calls holding the session's semaphore (see enter)
 	pfxEnd  bool           // the range in flight includes the prefix
 
 	// With a store: persist hands every appended frame to it and returns
@@ -204,8 +206,31 @@ func (l *outLog) appendFrame(hdr, body []byte, seq, chunk uint64) {
 	l.writeBytes(body)
 }
 
+// enter and leave bracket a Send that holds the session's send semaphore.
+// While one does, sendFast (which does not take the semaphore) stays out,
+// so that the frames of a chunked message stay together and every frame
+// is appended in ID order: such a Send takes its ID after entering.
+func (l *outLog) enter() {
+	l.mu.Lock()
+	l.senders++
+	l.mu.Unlock()
+}
+
+func (l *outLog) leave() {
+	l.mu.Lock()
+	l.senders--
+	l.mu.Unlock()
+}
+
 // kickWriter wakes the connection's writer.
 func (l *outLog) kickWriter() {
+	if len(l.kick) > 0 {
+		// A wake-up is pending: the writer has not taken it yet, and
+		// takes everything appended before it does (an append and the
+		// writer's take both hold mu, which orders this check after the
+		// writer's receive when the writer took the log first).
+		return
+	}
 	select {
 	case l.kick <- struct{}{}:
 	default:

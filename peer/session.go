@@ -374,11 +374,15 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 			return 0, ctx.Err()
 		}
 	}
+	for _, s := range ss {
+		s.out.enter()
+	}
 	held := true
 	release := func() {
 		if held {
 			held = false
 			for _, s := range ss {
+				s.out.leave()
 				<-s.sem
 			}
 		}
@@ -486,16 +490,10 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 }
 
 // sendFast is Send's path for the common case: one target, one frame, no
-// compression, the send semaphore free and room under BufferCap. It takes
-// one lock. ok is false when the case does not apply; the caller then
+// compression, no Send holding the send semaphore (outLog.enter) and room
+// under BufferCap. It takes one lock, and its ID under it. ok is false when the case does not apply; the caller then
 // takes the general path.
 func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, commit uint64, ok bool, err error) {
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		return 0, 0, false, nil
-	}
-	defer func() { <-s.sem }()
 	if uint64(len(m.Body)) > s.maxMessage.Load() {
 		return 0, 0, false, nil
 	}
@@ -505,7 +503,7 @@ func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, commit ui
 	}
 	l := s.out
 	l.mu.Lock()
-	if l.err != nil || l.tail-l.head() >= s.cfg.BufferCap {
+	if l.err != nil || l.senders > 0 || l.tail-l.head() >= s.cfg.BufferCap {
 		l.mu.Unlock()
 		return 0, 0, false, nil
 	}
