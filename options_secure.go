@@ -19,6 +19,9 @@ import (
 //	WithNetworkSecret(secret)                  // a key pair is made per process
 //	WithNetworkSecret(secret), WithIdentity(id) // optionally with keys or TOFU too
 //
+// WithCipher chooses the cipher preference (by default AES-256-GCM on CPUs
+// with AES instructions, ChaCha20-Poly1305 otherwise).
+//
 // Authorized keys and trust on first use exclude each other. Combining
 // them, giving one option twice, an incomplete combination (an identity
 // without a way to trust peers, authorized keys or trust on first use
@@ -128,4 +131,17 @@ func WithTrustOnFirstUse(knownPeersPath string) Option {
 // active attacker can test guesses offline).
 func WithNetworkSecret(secret []byte) Option {
 	return withSecure(func(sc *secure.Config) error { return sc.SetNetworkSecret(secret) })
+}
+
+// WithCipher sets which cipher this node prefers for its secure
+// connections: secure.CipherAuto (the default: AES-256-GCM when this CPU
+// has AES and carry-less multiplication instructions, ChaCha20-Poly1305
+// otherwise), secure.CipherChaCha20Poly1305 or secure.CipherAESGCM. A
+// connection uses AES-256-GCM when both nodes prefer it, ChaCha20-Poly1305
+// otherwise, so nodes with different preferences, and older nodes, always
+// connect. It applies to secure mode only: it needs WithIdentity or
+// WithNetworkSecret like the other secure options. See docs/security.md,
+// section 3.1.
+func WithCipher(c secure.Cipher) Option {
+	return withSecure(func(sc *secure.Config) error { return sc.SetCipher(c) })
 }

@@ -56,6 +56,15 @@ type Security interface {
 	Authorize(name string, id Identity) error
 }
 
+// PreambleFlagger is implemented by a Security that announces options in
+// the preamble's flags byte (wire.PreambleAESGCM, ...). RunHandshake sends
+// PreambleFlags in its preamble; a Security without it, and plain mode,
+// send 0. Handshake finds both sides' flags in the preambles of its
+// *PreambleConn.
+type PreambleFlagger interface {
+	PreambleFlags() uint8
+}
+
 // Store keeps what a node must not lose when its process dies: the
 // messages it sent that a peer has not acknowledged, and what it placed
 // in its mailbox from each peer. Package store implements it; a nil Store

@@ -62,11 +62,13 @@ func RunHandshake(ctx context.Context, conn net.Conn, cfg *Config, dialed bool) 
 		return nil, err
 	}
 
-	mode := wire.ModePlain
+	local := wire.Preamble{Min: wire.MinVersion, Max: wire.MaxVersion, Mode: wire.ModePlain}
 	if cfg.Security != nil {
-		mode = cfg.Security.Mode()
+		local.Mode = cfg.Security.Mode()
+		if f, ok := cfg.Security.(PreambleFlagger); ok {
+			local.Flags = f.PreambleFlags()
+		}
 	}
-	local := wire.Preamble{Min: wire.MinVersion, Max: wire.MaxVersion, Mode: mode}
 	sent := wire.AppendPreamble(make([]byte, 0, wire.PreambleLen), local)
 	if _, err := conn.Write(sent); err != nil {
 		return nil, hsErr(ctx, "preamble", err)

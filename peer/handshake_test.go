@@ -195,6 +195,55 @@ func (s *fakeSecurity) Authorize(name string, id Identity) error {
 	return nil
 }
 
+// recSecurity is a fakeSecurity that records the preambles its handshake
+// is given.
+type recSecurity struct {
+	fakeSecurity
+	pre atomic.Pointer[[2][wire.PreambleLen]byte] // local, remote
+}
+
+func (s *recSecurity) Handshake(ctx context.Context, conn net.Conn, initiator bool) (net.Conn, Identity, error) {
+	pc := conn.(*PreambleConn)
+	s.pre.Store(&[2][wire.PreambleLen]byte{pc.Local, pc.Remote})
+	return s.fakeSecurity.Handshake(ctx, conn, initiator)
+}
+
+// flagSecurity is a recSecurity that sets preamble flags.
+type flagSecurity struct {
+	recSecurity
+	flags uint8
+}
+
+func (s *flagSecurity) PreambleFlags() uint8 { return s.flags }
+
+// TestHandshakePreambleFlags: a Security that implements PreambleFlagger
+// has its flags sent in byte 7 of the preamble; one that does not (an
+// older implementation) sends 0. The flags do not affect the version and
+// mode negotiation, and both preambles reach both security handshakes.
+func TestHandshakePreambleFlags(t *testing.T) {
+	fa := &flagSecurity{recSecurity: recSecurity{fakeSecurity: fakeSecurity{mode: wire.ModeNoiseXX}}, flags: wire.PreambleAESGCM}
+	rb := &recSecurity{fakeSecurity: fakeSecurity{mode: wire.ModeNoiseXX}}
+	a := testConfig(t, "alpha", func(c *Config) { c.Security = fa })
+	b := testConfig(t, "beta", func(c *Config) { c.Security = rb })
+	ra, rr := both(t, a, b)
+	if ra.err != nil || rr.err != nil {
+		t.Fatal(ra.err, rr.err)
+	}
+	pa, pb := fa.pre.Load(), rb.pre.Load()
+	if pa == nil || pb == nil {
+		t.Fatal("a security handshake did not run")
+	}
+	want := func(flags uint8) [wire.PreambleLen]byte {
+		return [wire.PreambleLen]byte(wire.AppendPreamble(nil, wire.Preamble{Min: wire.MinVersion, Max: wire.MaxVersion, Mode: wire.ModeNoiseXX, Flags: flags}))
+	}
+	if pa[0] != want(wire.PreambleAESGCM) || pa[1] != want(0) {
+		t.Errorf("flagged side: sent %x, received %x", pa[0], pa[1])
+	}
+	if pb[0] != want(0) || pb[1] != want(wire.PreambleAESGCM) {
+		t.Errorf("unflagged side: sent %x, received %x", pb[0], pb[1])
+	}
+}
+
 func TestHandshakeSecurity(t *testing.T) {
 	t.Run("mismatch", func(t *testing.T) {
 		sec := &fakeSecurity{mode: wire.ModeNoiseXX}

@@ -46,11 +46,13 @@ const pskLabel = "slc network secret v1"
 // Authorized keys and trust on first use exclude each other, and both need
 // an identity.
 type Config struct {
-	identity *Identity
-	keys     []AuthorizedKey
-	keysFile *authFile
-	known    *knownPeers
-	psk      *[32]byte
+	identity  *Identity
+	keys      []AuthorizedKey
+	keysFile  *authFile
+	known     *knownPeers
+	psk       *[32]byte
+	cipher    Cipher
+	cipherSet bool
 
 	once     sync.Once
 	local    *Identity // identity, or one made for this process
@@ -66,7 +68,10 @@ type Config struct {
 // NewConfig returns an empty configuration.
 func NewConfig() *Config { return &Config{} }
 
-var _ peer.Security = (*Config)(nil)
+var (
+	_ peer.Security        = (*Config)(nil)
+	_ peer.PreambleFlagger = (*Config)(nil)
+)
 
 // SetIdentity sets this node's key pair.
 func (c *Config) SetIdentity(id *Identity) error {
@@ -164,6 +169,20 @@ func (c *Config) SetNetworkSecret(secret []byte) error {
 	return nil
 }
 
+// SetCipher sets which cipher this node prefers for its connections
+// (CipherAuto when not set). A connection uses AES-256-GCM when both
+// sides prefer it, ChaCha20-Poly1305 otherwise; see Cipher.
+func (c *Config) SetCipher(p Cipher) error {
+	switch {
+	case c.cipherSet:
+		return errors.New("slc: secure: the cipher is given twice")
+	case p > CipherAESGCM:
+		return fmt.Errorf("slc: secure: unknown cipher %d", uint8(p))
+	}
+	c.cipher, c.cipherSet = p, true
+	return nil
+}
+
 var errTrustConflict = errors.New("slc: secure: authorized keys and trust on first use cannot be combined: choose one")
 
 // Validate reports an incomplete or contradictory configuration.
@@ -191,6 +210,16 @@ func (c *Config) Mode() uint8 {
 		return wire.ModeNoisePSK
 	}
 	return wire.ModeNoiseXX
+}
+
+// PreambleFlags is the preamble's flags byte: wire.PreambleAESGCM when
+// this node prefers AES-256-GCM (see SetCipher), else 0. It implements
+// peer.PreambleFlagger.
+func (c *Config) PreambleFlags() uint8 {
+	if c.cipher.prefersAES() {
+		return wire.PreambleAESGCM
+	}
+	return 0
 }
 
 // LocalKey returns this node's public key: the identity's, or the one made

@@ -10,19 +10,18 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
 	"github.com/slc-go/slc/internal/wire"
 )
 
 // Record framing on the stream, after the handshake. Every Noise message
 // is sent as a 2-byte big-endian length and that many bytes; a transport
-// message is the ChaCha20-Poly1305 ciphertext of up to MaxRecordPlaintext
-// bytes followed by its 16-byte tag.
+// message is the ChaCha20-Poly1305 or AES-256-GCM ciphertext of up to
+// MaxRecordPlaintext bytes followed by its 16-byte tag.
 const (
 	// MaxNoiseMessage is the largest Noise message, handshake or transport.
 	MaxNoiseMessage = 65535
-	tagLen          = chacha20poly1305.Overhead
+	// tagLen is the tag size of both ciphers (newCipherState checks it).
+	tagLen = 16
 	// MaxRecordPlaintext is the most plaintext one transport message
 	// carries.
 	MaxRecordPlaintext = MaxNoiseMessage - tagLen
@@ -76,32 +75,50 @@ func (e *AuthError) Is(target error) bool { return target == ErrAuthFailed }
 // Permanent reports false: a new connection may well succeed.
 func (e *AuthError) Permanent() bool { return false }
 
-// cipherState encrypts or decrypts one direction: Noise's CipherState for
-// ChaChaPoly (a 64-bit counter nonce, little-endian after 4 zero bytes,
-// incremented per message, no associated data), without its per-message
-// allocation.
+// cipherState encrypts or decrypts one direction: Noise's CipherState
+// (a 64-bit counter nonce after 4 zero bytes, incremented per message, no
+// associated data), without its per-message allocation. The counter is
+// little-endian for ChaChaPoly, big-endian for AESGCM, as Noise specifies.
 type cipherState struct {
 	aead  cipher.AEAD
+	be    bool // AESGCM: big-endian counter
 	n     uint64
-	nonce [chacha20poly1305.NonceSize]byte
+	nonce [nonceLen]byte
 }
 
-func newCipherState(key [32]byte) (cipherState, error) {
-	a, err := chacha20poly1305.New(key[:])
-	return cipherState{aead: a}, err
+// nonceLen is the nonce size of both ciphers.
+const nonceLen = 12
+
+func newCipherState(c Cipher, key [32]byte) (cipherState, error) {
+	a, err := c.newAEAD(key)
+	if err != nil {
+		return cipherState{}, err
+	}
+	if a.Overhead() != tagLen || a.NonceSize() != nonceLen {
+		return cipherState{}, fmt.Errorf("cipher %v: %d-byte tag and %d-byte nonce", c, a.Overhead(), a.NonceSize())
+	}
+	return cipherState{aead: a, be: c == CipherAESGCM}, nil
 }
 
 // maxNonce is Noise's limit: 2^64-1 is reserved.
 const maxNonce = ^uint64(0) - 1
 
+func (c *cipherState) setNonce() {
+	if c.be {
+		binary.BigEndian.PutUint64(c.nonce[4:], c.n)
+	} else {
+		binary.LittleEndian.PutUint64(c.nonce[4:], c.n)
+	}
+}
+
 func (c *cipherState) seal(dst, plain []byte) []byte {
-	binary.LittleEndian.PutUint64(c.nonce[4:], c.n)
+	c.setNonce()
 	c.n++
 	return c.aead.Seal(dst, c.nonce[:], plain, nil)
 }
 
 func (c *cipherState) open(dst, ct []byte) ([]byte, error) {
-	binary.LittleEndian.PutUint64(c.nonce[4:], c.n)
+	c.setNonce()
 	out, err := c.aead.Open(dst, c.nonce[:], ct, nil)
 	if err == nil {
 		c.n++
@@ -117,6 +134,7 @@ func (c *cipherState) open(dst, ct []byte) ([]byte, error) {
 type Conn struct {
 	nc     net.Conn
 	remote PublicKey
+	cipher Cipher
 
 	rmu  sync.Mutex
 	rx   cipherState
@@ -140,21 +158,25 @@ type Conn struct {
 	werr error     // sticky: a failed write leaves the stream unusable
 }
 
-func newConn(nc net.Conn, send, recv [32]byte, remote PublicKey) (*Conn, error) {
-	tx, err := newCipherState(send)
+func newConn(nc net.Conn, ciph Cipher, send, recv [32]byte, remote PublicKey) (*Conn, error) {
+	tx, err := newCipherState(ciph, send)
 	if err != nil {
 		return nil, err
 	}
-	rx, err := newCipherState(recv)
+	rx, err := newCipherState(ciph, recv)
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{nc: nc, remote: remote, tx: tx, rx: rx}, nil
+	return &Conn{nc: nc, remote: remote, cipher: ciph, tx: tx, rx: rx}, nil
 }
 
 // RemoteKey returns the static public key the remote proved in the
 // handshake.
 func (c *Conn) RemoteKey() PublicKey { return c.remote }
+
+// Cipher returns the cipher the handshake negotiated and the records use:
+// CipherAESGCM or CipherChaCha20Poly1305.
+func (c *Conn) Cipher() Cipher { return c.cipher }
 
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }

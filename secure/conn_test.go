@@ -17,18 +17,24 @@ import (
 )
 
 // connPair returns a sealing Conn writing into a buffer, and a function
-// that makes an opening Conn reading given bytes, with matching keys.
+// that makes an opening Conn reading given bytes, with matching keys, with
+// ChaCha20-Poly1305.
 func connPair(t testing.TB) (w *Conn, out *bytes.Buffer, reader func([]byte) *Conn) {
+	return connPairCipher(t, CipherChaCha20Poly1305)
+}
+
+// connPairCipher is connPair with cipher ciph.
+func connPairCipher(t testing.TB, ciph Cipher) (w *Conn, out *bytes.Buffer, reader func([]byte) *Conn) {
 	t.Helper()
 	var k1, k2 [32]byte
 	k1[0], k2[0] = 1, 2
 	out = new(bytes.Buffer)
-	w, err := newConn(fakeConn{w: out}, k1, k2, PublicKey{})
+	w, err := newConn(fakeConn{w: out}, ciph, k1, k2, PublicKey{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reader = func(stream []byte) *Conn {
-		r, err := newConn(fakeConn{r: bytes.NewReader(stream)}, k2, k1, PublicKey{})
+		r, err := newConn(fakeConn{r: bytes.NewReader(stream)}, ciph, k2, k1, PublicKey{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +247,7 @@ func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func TestWriteErrorSticky(t *testing.T) {
 	var k [32]byte
-	c, _ := newConn(fakeConn{w: failWriter{}}, k, k, PublicKey{})
+	c, _ := newConn(fakeConn{w: failWriter{}}, CipherChaCha20Poly1305, k, k, PublicKey{})
 	_, err1 := c.Write([]byte("x"))
 	_, err2 := c.Write([]byte("y"))
 	if err1 == nil || err1 != err2 {
@@ -254,7 +260,13 @@ type failWriter struct{}
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 
 func TestConnAllocations(t *testing.T) {
-	w, out, reader := connPair(t)
+	for _, ciph := range []Cipher{CipherChaCha20Poly1305, CipherAESGCM} {
+		t.Run(ciph.String(), func(t *testing.T) { testConnAllocations(t, ciph) })
+	}
+}
+
+func testConnAllocations(t *testing.T, ciph Cipher) {
+	w, out, reader := connPairCipher(t, ciph)
 	bufs := [][]byte{make([]byte, 30), make([]byte, 200), make([]byte, 70000)}
 	const total = 70230
 	w.WriteBuffers(bufs) // buffers are allocated once
@@ -304,7 +316,7 @@ func TestReadDeadlineBoundsSilence(t *testing.T) {
 		t.Cleanup(func() { a.Close(); b.Close() })
 		var k1, k2 [32]byte
 		k1[0], k2[0] = 1, 2
-		r, _ = newConn(b, k2, k1, PublicKey{})
+		r, _ = newConn(b, CipherChaCha20Poly1305, k2, k1, PublicKey{})
 		return a, r
 	}
 	// trickle writes the record in 20 pieces, 50ms apart: a second in

@@ -20,11 +20,21 @@
 //
 // Config implements peer.Security. After the 8-byte preambles, the dialing
 // node (initiator) and the accepting node (responder) run
-// Noise_XX_25519_ChaChaPoly_SHA256, or Noise_XXpsk3_25519_ChaChaPoly_SHA256
+// Noise_XX_25519_<cipher>_SHA256, or Noise_XXpsk3_25519_<cipher>_SHA256
 // when a network secret is set. The prologue is the initiator's preamble
 // followed by the responder's, as each side sent and received them, so a
 // preamble altered in transit makes the handshake fail. Every Noise message,
 // handshake or transport, is framed by a 2-byte big-endian length.
+//
+// The cipher is AESGCM (AES-256-GCM) when both nodes prefer it, ChaChaPoly
+// (ChaCha20-Poly1305) otherwise: each node says whether it does in flag
+// 0x01 of its preamble (wire.PreambleAESGCM, set from Config.SetCipher;
+// by default, CipherAuto, when the CPU has AES instructions, see
+// HardwareAESGCM), and both compute the same answer from the two
+// preambles. Older nodes send 0 there, so they always get ChaChaPoly. Since
+// the preambles are the prologue, an attacker who changes a flag makes the
+// handshake fail; it cannot choose the cipher. Conn.Cipher reports the
+// cipher of a connection.
 //
 // The resulting Conn seals what the node writes into transport messages of
 // up to 65519 bytes of plaintext (65535 with the tag). WriteBuffers gathers

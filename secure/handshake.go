@@ -17,14 +17,10 @@ import (
 	"github.com/slc-go/slc/peer"
 )
 
-// cipherSuite is Noise_*_25519_ChaChaPoly_SHA256, for tests that run
-// flynn/noise's own implementation; handshakes use newCipherSuite.
-var cipherSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashSHA256)
-
-// newCipherSuite is Noise_*_25519_ChaChaPoly_SHA256 for one handshake by
-// id.
-func newCipherSuite(id *Identity) noise.CipherSuite {
-	return noise.NewCipherSuite(&dh25519{static: id}, noise.CipherChaChaPoly, noise.HashSHA256)
+// newCipherSuite is Noise_*_25519_ChaChaPoly_SHA256, or
+// Noise_*_25519_AESGCM_SHA256, for one handshake by id.
+func newCipherSuite(id *Identity, c Cipher) noise.CipherSuite {
+	return noise.NewCipherSuite(&dh25519{static: id}, c.noiseCipher(), noise.HashSHA256)
 }
 
 // dh25519 is Noise's 25519 function on crypto/ecdh for one handshake. It
@@ -70,11 +66,28 @@ func (d *dh25519) DH(priv, pub []byte) ([]byte, error) {
 func (d *dh25519) DHLen() int     { return 32 }
 func (d *dh25519) DHName() string { return "25519" }
 
-// Protocol names, as Noise defines them for the two modes.
+// Protocol names, as Noise defines them for the two modes and the two
+// ciphers.
 const (
-	ProtocolXX    = "Noise_XX_25519_ChaChaPoly_SHA256"
-	ProtocolXXPSK = "Noise_XXpsk3_25519_ChaChaPoly_SHA256"
+	ProtocolXX          = "Noise_XX_25519_ChaChaPoly_SHA256"
+	ProtocolXXPSK       = "Noise_XXpsk3_25519_ChaChaPoly_SHA256"
+	ProtocolXXAESGCM    = "Noise_XX_25519_AESGCM_SHA256"
+	ProtocolXXPSKAESGCM = "Noise_XXpsk3_25519_AESGCM_SHA256"
 )
+
+// ProtocolName returns the Noise protocol name of a handshake: with a
+// network secret (psk) or not, with the negotiated cipher c.
+func ProtocolName(psk bool, c Cipher) string {
+	switch {
+	case psk && c == CipherAESGCM:
+		return ProtocolXXPSKAESGCM
+	case psk:
+		return ProtocolXXPSK
+	case c == CipherAESGCM:
+		return ProtocolXXAESGCM
+	}
+	return ProtocolXX
+}
 
 // preambleConn is what peer.RunHandshake hands to Handshake: the transport
 // connection, with the preamble this side sent and the one it received.
@@ -95,13 +108,15 @@ func Prologue(initiator, responder []byte) []byte {
 
 // Handshake runs the Noise handshake on conn, this side as the initiator
 // when initiator is true (the side that dialed), and returns the encrypted
-// connection and the remote's static public key (a PublicKey). It
-// implements peer.Security.
+// connection (a *Conn) and the remote's static public key (a PublicKey).
+// It implements peer.Security.
 //
 // conn is normally what peer.RunHandshake passes: the transport connection
 // carrying the preambles both sides exchanged, which the handshake binds
-// through its prologue. On any other net.Conn the preambles are taken to be
-// the ones this implementation sends.
+// through its prologue. The cipher is AES-256-GCM when both preambles set
+// wire.PreambleAESGCM, ChaCha20-Poly1305 otherwise. On any other net.Conn
+// the preambles are taken to be the ones this implementation sends in
+// this mode with no flags, so the cipher is ChaCha20-Poly1305.
 //
 // Failures are *wire.ProtocolError values: CodeAuthFailed (retryable) when
 // a handshake message fails authentication, CodeUnauthorized (permanent)
@@ -121,6 +136,7 @@ func (c *Config) Handshake(ctx context.Context, conn net.Conn, initiator bool) (
 		l, r := pc.Preambles()
 		mine, theirs = l[:], r[:]
 	}
+	suite := negotiateCipher(mine, theirs)
 	prologue := Prologue(theirs, mine)
 	if initiator {
 		prologue = Prologue(mine, theirs)
@@ -135,7 +151,7 @@ func (c *Config) Handshake(ctx context.Context, conn net.Conn, initiator bool) (
 	}
 
 	ncfg := noise.Config{
-		CipherSuite:   newCipherSuite(local),
+		CipherSuite:   newCipherSuite(local, suite),
 		Pattern:       noise.HandshakeXX,
 		Initiator:     initiator,
 		Prologue:      prologue,
@@ -169,7 +185,7 @@ func (c *Config) Handshake(ctx context.Context, conn net.Conn, initiator bool) (
 	}
 	var remote PublicKey
 	copy(remote[:], hs.PeerStatic())
-	sc, err := newConn(raw, send.UnsafeKey(), recv.UnsafeKey(), remote)
+	sc, err := newConn(raw, suite, send.UnsafeKey(), recv.UnsafeKey(), remote)
 	if err != nil {
 		return nil, nil, fmt.Errorf("secure: %w", err)
 	}

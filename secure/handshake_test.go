@@ -54,9 +54,14 @@ type result struct {
 	err  error
 }
 
-// preamble is what a node in mode sends.
+// preamble is what a node in mode sends with no flags.
 func preamble(mode uint8) [8]byte {
 	return [8]byte(wire.AppendPreamble(nil, wire.Preamble{Min: wire.MinVersion, Max: wire.MaxVersion, Mode: mode}))
+}
+
+// preambleOf is what peer.RunHandshake sends for c: its mode and flags.
+func preambleOf(c *Config) [8]byte {
+	return [8]byte(wire.AppendPreamble(nil, wire.Preamble{Min: wire.MinVersion, Max: wire.MaxVersion, Mode: c.Mode(), Flags: c.PreambleFlags()}))
 }
 
 // handshake runs both sides at once: dialer initiates. The preambles are
@@ -65,7 +70,7 @@ func preamble(mode uint8) [8]byte {
 func handshake(t testing.TB, dialer, listener *Config, recvByResponder *[8]byte) (init, resp result) {
 	t.Helper()
 	client, server := tcpPair(t)
-	ip, rp := preamble(dialer.Mode()), preamble(listener.Mode())
+	ip, rp := preambleOf(dialer), preambleOf(listener)
 	got := ip
 	if recvByResponder != nil {
 		got = *recvByResponder
@@ -175,12 +180,12 @@ func TestHandshakeTamperedPreamble(t *testing.T) {
 		name string
 		edit func(p *[8]byte)
 	}{
-		{"reserved byte", func(p *[8]byte) { p[7] = 0x5a }},
+		{"reserved flags", func(p *[8]byte) { p[7] ^= 0x5a }},
 		{"max version", func(p *[8]byte) { p[5] = 9 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := keysPair(t)
-			tampered := preamble(wire.ModeNoiseXX)
+			tampered := preambleOf(a)
 			tc.edit(&tampered)
 			ir, rr := handshake(t, a, b, &tampered)
 			// The initiator cannot authenticate message 2 and tells the
@@ -265,15 +270,29 @@ func TestHandshakeBadConfig(t *testing.T) {
 
 // TestTransportIsNoise checks that the handshake and the records are
 // Noise's: flynn/noise with its own X25519 function completes a handshake
-// with this package's (the responder here), and its CipherState opens
-// what Conn seals.
+// with this package's (the responder here), its CipherState opens what
+// Conn seals, and Conn opens what it seals, with either cipher (their
+// nonces differ: little-endian for ChaChaPoly, big-endian for AESGCM).
 func TestTransportIsNoise(t *testing.T) {
+	for _, ciph := range []Cipher{CipherChaCha20Poly1305, CipherAESGCM} {
+		t.Run(ciph.String(), func(t *testing.T) { testTransportIsNoise(t, ciph) })
+	}
+}
+
+func testTransportIsNoise(t *testing.T, ciph Cipher) {
 	ia, ib := mustIdentity(t), mustIdentity(t)
 	prologue := []byte("prologue")
 	mk := func(init bool, id *Identity) *noise.HandshakeState {
-		suite := cipherSuite
+		suite := noise.NewCipherSuite(noise.DH25519, ciph.noiseCipher(), noise.HashSHA256)
 		if !init {
-			suite = newCipherSuite(id)
+			suite = newCipherSuite(id, ciph)
+		}
+		// The protocol names this package documents are the suite's.
+		if got, want := "Noise_XX_"+string(suite.Name()), ProtocolName(false, ciph); got != want {
+			t.Fatalf("suite protocol %s, ProtocolName %s", got, want)
+		}
+		if got, want := "Noise_XXpsk3_"+string(suite.Name()), ProtocolName(true, ciph); got != want {
+			t.Fatalf("suite protocol %s, ProtocolName %s", got, want)
 		}
 		hs, err := noise.NewHandshakeState(noise.Config{CipherSuite: suite, Pattern: noise.HandshakeXX, Initiator: init,
 			Prologue: prologue, StaticKeypair: noise.DHKey{Private: id.private[:], Public: id.public[:]}})
@@ -288,13 +307,13 @@ func TestTransportIsNoise(t *testing.T) {
 	m2, _, _, err3 := hr.WriteMessage(nil, nil)
 	_, _, _, err4 := hi.ReadMessage(nil, m2)
 	m3, i1, i2, err5 := hi.WriteMessage(nil, nil)
-	_, r1, _, err := hr.ReadMessage(nil, m3)
+	_, r1, r2, err := hr.ReadMessage(nil, m3)
 	if err := errors.Join(err1, err2, err3, err4, err5, err); err != nil || i1 == nil || r1 == nil {
 		t.Fatal("handshake did not complete", err)
 	}
 	// Conn on the initiator side, flynn/noise on the responder side.
-	var wireBuf bytes.Buffer
-	c, err := newConn(fakeConn{w: &wireBuf}, i1.UnsafeKey(), i2.UnsafeKey(), ib.PublicKey())
+	var wireBuf, inBuf bytes.Buffer
+	c, err := newConn(fakeConn{r: &inBuf, w: &wireBuf}, ciph, i1.UnsafeKey(), i2.UnsafeKey(), ib.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +333,21 @@ func TestTransportIsNoise(t *testing.T) {
 	}
 	if string(got) != "firstsecond"+strings.Repeat("x", 70000) {
 		t.Fatal("plaintext differs")
+	}
+	// The other way: flynn/noise seals, Conn opens.
+	for _, msg := range []string{"third", strings.Repeat("y", 1000)} {
+		ct, err := r2.Encrypt(nil, nil, []byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inBuf.Write(binary.BigEndian.AppendUint16(nil, uint16(len(ct))))
+		inBuf.Write(ct)
+	}
+	if back, err := io.ReadAll(c); err != nil || string(back) != "third"+strings.Repeat("y", 1000) {
+		t.Fatalf("Conn read %q, %v", back, err)
+	}
+	if c.Cipher() != ciph {
+		t.Fatalf("Conn.Cipher = %v, want %v", c.Cipher(), ciph)
 	}
 }
 
@@ -349,32 +383,45 @@ func (r *recorder) written() []byte {
 }
 
 // TestHandshakeBytes checks the message sizes docs/security.md gives in
-// section 3.3: the length fields and what follows them, in both modes.
+// section 3.3: the length fields and what follows them, in both modes and
+// with both ciphers, and the prologues of section 3.2.
 func TestHandshakeBytes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		a, b      *Config
+		psk       bool
+		ciph      Cipher
 		init, rsp []int // lengths of the messages each side writes
 	}{
-		{"XX", nil, nil, []int{32, 64}, []int{96}},
-		{"XXpsk3", secretConfig(t, "a secret of sixteen"), secretConfig(t, "a secret of sixteen"), []int{48, 64}, []int{96}},
+		{"XX", false, CipherChaCha20Poly1305, []int{32, 64}, []int{96}},
+		{"XXpsk3", true, CipherChaCha20Poly1305, []int{48, 64}, []int{96}},
+		{"XX AESGCM", false, CipherAESGCM, []int{32, 64}, []int{96}},
+		{"XXpsk3 AESGCM", true, CipherAESGCM, []int{48, 64}, []int{96}},
 	} {
-		a, b := tc.a, tc.b
-		if a == nil {
+		a, b := secretConfig(t, "a secret of sixteen"), secretConfig(t, "a secret of sixteen")
+		if !tc.psk {
 			a, b = keysPair(t)
 		}
+		withCipher(t, a, tc.ciph)
+		withCipher(t, b, tc.ciph)
 		client, server := tcpPair(t)
 		rc, rs := &recorder{Conn: client}, &recorder{Conn: server}
+		pa, pb := preambleOf(a), preambleOf(b)
 		done := make(chan error, 1)
+		var rconn net.Conn
 		go func() {
-			_, _, err := b.Handshake(context.Background(), rs, false)
+			var err error
+			rconn, _, err = b.Handshake(context.Background(), &peer.PreambleConn{Conn: rs, Local: pb, Remote: pa}, false)
 			done <- err
 		}()
-		if _, _, err := a.Handshake(context.Background(), rc, true); err != nil {
+		iconn, _, err := a.Handshake(context.Background(), &peer.PreambleConn{Conn: rc, Local: pa, Remote: pb}, true)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		if iconn.(*Conn).Cipher() != tc.ciph || rconn.(*Conn).Cipher() != tc.ciph {
+			t.Errorf("%s: ciphers %v and %v", tc.name, iconn.(*Conn).Cipher(), rconn.(*Conn).Cipher())
 		}
 		for side, got := range map[string][]byte{"initiator": rc.written(), "responder": rs.written()} {
 			want := tc.init
@@ -392,9 +439,20 @@ func TestHandshakeBytes(t *testing.T) {
 			}
 		}
 	}
-	// The prologue is the two preambles, initiator's first.
+	// The prologue is the two preambles, initiator's first, flags
+	// included: docs/security.md, section 3.2.
 	p1, p2 := preamble(1), preamble(2)
 	if p := Prologue(p1[:], p2[:]); fmt.Sprintf("%x", p) != "736c630001010100736c630001010200" {
 		t.Errorf("prologue %x", p)
+	}
+	for c, want := range map[Cipher]string{
+		CipherChaCha20Poly1305: "736c630001010100736c630001010100",
+		CipherAESGCM:           "736c630001010101736c630001010101",
+	} {
+		a, b := keysPair(t)
+		pa, pb := preambleOf(withCipher(t, a, c)), preambleOf(withCipher(t, b, c))
+		if p := Prologue(pa[:], pb[:]); fmt.Sprintf("%x", p) != want {
+			t.Errorf("%v: prologue %x, want %s", c, p, want)
+		}
 	}
 }

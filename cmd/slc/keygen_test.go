@@ -118,8 +118,13 @@ func TestSecureFlags(t *testing.T) {
 	os.WriteFile(authzPath, []byte(authz.String()), 0o600)
 	secretPath := filepath.Join(dir, "secret")
 	os.WriteFile(secretPath, []byte("a long enough network secret\n"), 0o600)
+	// The two nodes prefer different ciphers (--cipher): they connect.
+	ciphers := map[string]string{"flag-a": "aesgcm", "flag-b": "chacha20poly1305"}
 	node := func(name string) *slc.Communicator {
 		g := &globals{secure: secureFlags{identity: filepath.Join(dir, name+".key"), authorizedKeys: authzPath, secretFile: secretPath}}
+		if err := g.secure.cipher.Set(ciphers[name]); err != nil {
+			t.Fatal(err)
+		}
 		c, err := slc.New(g.nodeOptions(name)...)
 		if err != nil {
 			t.Fatal(err)
@@ -147,6 +152,24 @@ func TestSecureFlags(t *testing.T) {
 	g := &globals{secure: secureFlags{identity: filepath.Join(dir, "flag-a.key"), secretFile: filepath.Join(dir, "missing")}}
 	if _, err := slc.New(g.nodeOptions("x")...); err == nil || !strings.Contains(err.Error(), "network secret") {
 		t.Fatalf("missing secret file: %v", err)
+	}
+}
+
+// --cipher takes the three preferences, and refuses anything else before
+// a node starts.
+func TestCipherFlag(t *testing.T) {
+	var f cipherFlag
+	if f.String() != "auto" || f.set {
+		t.Fatalf("zero value %q", f.String())
+	}
+	for _, v := range []string{"auto", "chacha20poly1305", "AESGCM"} {
+		if err := f.Set(v); err != nil || !strings.EqualFold(f.String(), v) {
+			t.Errorf("Set(%q): %v, %q", v, err, f.String())
+		}
+	}
+	r := runSLC(t, "send", "--cipher", "rc4", "127.0.0.1:1", "x")
+	if r.code == 0 || !strings.Contains(r.stderr, "want auto, chacha20poly1305 or aesgcm") {
+		t.Fatalf("--cipher rc4: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 

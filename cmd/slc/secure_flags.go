@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/secure"
 )
 
 // secureFlags are the global flags that put every node a command starts in
@@ -20,7 +22,28 @@ type secureFlags struct {
 	authorizedKeys string // --authorized-keys: the peers it trusts
 	knownPeers     string // --known-peers: trust on first use
 	secretFile     string // --network-secret-file: a shared network secret
+	cipher         cipherFlag
 }
+
+// cipherFlag is the value of --cipher: the cipher preference of secure
+// mode (secure.Cipher). The zero value leaves the library's default.
+type cipherFlag struct {
+	c   secure.Cipher
+	set bool
+}
+
+func (f *cipherFlag) String() string { return f.c.String() }
+
+func (f *cipherFlag) Set(s string) error {
+	c, err := secure.ParseCipher(s)
+	if err != nil {
+		return errors.New("want auto, chacha20poly1305 or aesgcm")
+	}
+	f.c, f.set = c, true
+	return nil
+}
+
+func (f *cipherFlag) Type() string { return "auto|chacha20poly1305|aesgcm" }
 
 func (s *secureFlags) addFlags(pf *pflag.FlagSet) {
 	pf.BoolVar(&s.secure, "secure", false, "secure mode: authenticate and encrypt every connection (default key "+defaultKeyFile()+", default authorized keys "+defaultAuthorizedKeysFile()+")")
@@ -29,6 +52,7 @@ func (s *secureFlags) addFlags(pf *pflag.FlagSet) {
 	pf.StringVar(&s.authorizedKeys, "authorized-keys", "", "secure mode: accept only the peers whose keys this `file` lists")
 	pf.StringVar(&s.knownPeers, "known-peers", "", "secure mode: trust each peer's key on first use and pin it in this `file`")
 	pf.StringVar(&s.secretFile, "network-secret-file", "", "secure mode: accept only peers that know the network secret in this `file`")
+	pf.Var(&s.cipher, "cipher", "secure mode: the cipher this node prefers; a connection uses aesgcm (AES-256-GCM) when both ends prefer it, else chacha20poly1305 (auto: aesgcm if the CPU has AES instructions)")
 }
 
 // set reports whether any secure-mode flag was given.
@@ -83,6 +107,9 @@ func (s *secureFlags) options() []slc.Option {
 	}
 	if s.knownPeers != "" {
 		opts = append(opts, slc.WithTrustOnFirstUse(s.knownPeers))
+	}
+	if s.cipher.set {
+		opts = append(opts, slc.WithCipher(s.cipher.c))
 	}
 	if s.secretFile != "" {
 		opts = append(opts, func(c *slc.Config) error {

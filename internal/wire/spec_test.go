@@ -83,6 +83,22 @@ var docExamples = map[string]docExample{
 			}
 		},
 	},
+	"preamble-aesgcm": {
+		func() []byte {
+			return AppendPreamble(nil, Preamble{Min: 1, Max: 1, Mode: ModeNoiseXX, Flags: PreambleAESGCM})
+		},
+		func(t *testing.T, b []byte) {
+			p := docPreamble(t, b, Preamble{Min: 1, Max: 1, Mode: ModeNoiseXX, Flags: PreambleAESGCM})
+			// The flags do not take part in the version and mode
+			// negotiation: this node and the one of preamble-secure agree.
+			other := Preamble{Min: 1, Max: 1, Mode: ModeNoiseXX}
+			for _, pair := range [][2]Preamble{{other, p}, {p, other}} {
+				if v, err := Negotiate(pair[0], pair[1]); v != 1 || err != nil {
+					t.Errorf("Negotiate(%v, %v) = %d, %v; want 1", pair[0], pair[1], v, err)
+				}
+			}
+		},
+	},
 	"handshake": {
 		func() []byte {
 			b := AppendPreamble(nil, Preamble{Min: 1, Max: 1, Mode: ModePlain})

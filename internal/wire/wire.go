@@ -39,22 +39,35 @@ func ModeName(m uint8) string {
 	return fmt.Sprintf("mode %d", m)
 }
 
+// Preamble flags (byte 7). Bits other than these are reserved: senders
+// set them to 0, receivers ignore them.
+const (
+	// PreambleAESGCM: the sender prefers AES-256-GCM to ChaCha20-Poly1305
+	// as the cipher of the Noise channel (secure modes only). The channel
+	// uses AES-256-GCM when both preambles set it (docs/protocol.md,
+	// section 2.3).
+	PreambleAESGCM uint8 = 0x01
+)
+
 // Preamble is the first 8 bytes each side sends, before anything else:
 //
 //	0..3  magic "slc\x00"
 //	4     lowest protocol version spoken
 //	5     highest protocol version spoken
 //	6     security mode
-//	7     reserved, 0
+//	7     flags (PreambleAESGCM); 0 in plain mode
 type Preamble struct {
 	Min, Max uint8
 	Mode     uint8
+	// Flags is byte 7. ParsePreamble keeps it as received, reserved bits
+	// included: it is for the receiver to ignore the bits it does not know.
+	Flags uint8
 }
 
 // AppendPreamble appends the 8-byte encoding of p.
 func AppendPreamble(b []byte, p Preamble) []byte {
 	b = append(b, Magic[:]...)
-	return append(b, p.Min, p.Max, p.Mode, 0)
+	return append(b, p.Min, p.Max, p.Mode, p.Flags)
 }
 
 // ParsePreamble decodes 8 bytes read from a peer.
@@ -65,7 +78,7 @@ func ParsePreamble(b []byte) (Preamble, error) {
 	if [4]byte(b[:4]) != Magic {
 		return Preamble{}, protoErr(CodeBadMagic, "not an slc peer (first bytes %q)", b[:4])
 	}
-	p := Preamble{Min: b[4], Max: b[5], Mode: b[6]}
+	p := Preamble{Min: b[4], Max: b[5], Mode: b[6], Flags: b[7]}
 	if p.Min == 0 || p.Min > p.Max {
 		return Preamble{}, protoErr(CodeMalformed, "invalid version range %d..%d", p.Min, p.Max)
 	}

@@ -34,6 +34,9 @@ var golden = []struct {
 		"736c6300 01 01 00 00"},
 	{"preamble noise", func() []byte { return AppendPreamble(nil, Preamble{Min: 1, Max: 3, Mode: ModeNoiseXX}) },
 		"736c6300 01 03 01 00"},
+	{"preamble noise aesgcm", func() []byte {
+		return AppendPreamble(nil, Preamble{Min: 1, Max: 1, Mode: ModeNoisePSK, Flags: PreambleAESGCM})
+	}, "736c6300 01 01 02 01"},
 	{"header", func() []byte {
 		return AppendHeader(nil, Header{Version: 1, Type: TypeData, Flags: FlagMore, Length: 0x010203})
 	},
@@ -94,6 +97,10 @@ func TestGoldenDecodes(t *testing.T) {
 	}
 	p, err := ParsePreamble(frames["preamble noise"])
 	if err != nil || p != (Preamble{Min: 1, Max: 3, Mode: ModeNoiseXX}) {
+		t.Fatalf("ParsePreamble = %+v, %v", p, err)
+	}
+	p, err = ParsePreamble(frames["preamble noise aesgcm"])
+	if err != nil || p != (Preamble{Min: 1, Max: 1, Mode: ModeNoisePSK, Flags: PreambleAESGCM}) {
 		t.Fatalf("ParsePreamble = %+v, %v", p, err)
 	}
 	payload := func(name string) []byte {
@@ -170,17 +177,45 @@ func TestControlBodiesAreStandardMsgpack(t *testing.T) {
 	}
 }
 
+// TestPreambleFlags: byte 7 is the flags byte. The parser keeps it as
+// sent, reserved bits included, and never refuses a preamble for it; the
+// version and mode negotiation ignores it, so a peer that sends 0 (an
+// older one, or one without a preference) and one that sets flags agree.
+func TestPreambleFlags(t *testing.T) {
+	for _, flags := range []uint8{0, PreambleAESGCM, 0xfe, 0xff} {
+		b := AppendPreamble(nil, Preamble{Min: 1, Max: 1, Mode: ModeNoiseXX, Flags: flags})
+		if len(b) != PreambleLen || b[7] != flags {
+			t.Fatalf("flags %#x: encoded %x", flags, b)
+		}
+		p, err := ParsePreamble(b)
+		if err != nil || p.Flags != flags {
+			t.Fatalf("flags %#x: ParsePreamble = %+v, %v", flags, p, err)
+		}
+		old := Preamble{Min: 1, Max: 1, Mode: ModeNoiseXX}
+		for _, pair := range [][2]Preamble{{p, old}, {old, p}, {p, p}} {
+			if v, err := Negotiate(pair[0], pair[1]); v != 1 || err != nil {
+				t.Errorf("Negotiate(%+v, %+v) = %d, %v; want 1", pair[0], pair[1], v, err)
+			}
+		}
+	}
+	// A mode mismatch is still one, whatever the flags.
+	_, err := Negotiate(Preamble{1, 1, ModeNoiseXX, PreambleAESGCM}, Preamble{1, 1, ModePlain, 0})
+	if pe, ok := AsProtocolError(err); !ok || pe.Code != CodeSecurityMismatch {
+		t.Errorf("mode mismatch with flags: %v", err)
+	}
+}
+
 func TestNegotiate(t *testing.T) {
 	tests := []struct {
 		local, remote Preamble
 		want          uint8
 		code          Code
 	}{
-		{Preamble{1, 1, 0}, Preamble{1, 1, 0}, 1, 0},
-		{Preamble{1, 3, 0}, Preamble{2, 5, 0}, 3, 0},
-		{Preamble{1, 1, 0}, Preamble{2, 2, 0}, 0, CodeVersion},
-		{Preamble{1, 1, ModePlain}, Preamble{1, 1, ModeNoiseXX}, 0, CodeSecurityMismatch},
-		{Preamble{1, 1, ModeNoisePSK}, Preamble{1, 1, ModeNoiseXX}, 0, CodeSecurityMismatch},
+		{Preamble{1, 1, 0, 0}, Preamble{1, 1, 0, 0}, 1, 0},
+		{Preamble{1, 3, 0, 0}, Preamble{2, 5, 0, 0}, 3, 0},
+		{Preamble{1, 1, 0, 0}, Preamble{2, 2, 0, 0}, 0, CodeVersion},
+		{Preamble{1, 1, ModePlain, 0}, Preamble{1, 1, ModeNoiseXX, 0}, 0, CodeSecurityMismatch},
+		{Preamble{1, 1, ModeNoisePSK, 0}, Preamble{1, 1, ModeNoiseXX, 0}, 0, CodeSecurityMismatch},
 	}
 	for i, tt := range tests {
 		v, err := Negotiate(tt.local, tt.remote)
@@ -192,7 +227,7 @@ func TestNegotiate(t *testing.T) {
 			t.Errorf("%d. Negotiate(%v, %v) = %d, %v; want %d, code %v", i, tt.local, tt.remote, v, err, tt.want, tt.code)
 		}
 	}
-	_, err := Negotiate(Preamble{1, 1, ModePlain}, Preamble{1, 1, ModeNoiseXX})
+	_, err := Negotiate(Preamble{1, 1, ModePlain, 0}, Preamble{1, 1, ModeNoiseXX, 0})
 	if !strings.Contains(err.Error(), "local side is plain, remote side is secure") {
 		t.Errorf("mismatch error does not say why: %v", err)
 	}
@@ -463,6 +498,27 @@ func FuzzReader(f *testing.F) {
 			case TypeProgress:
 				_, _ = ParseProgress(p)
 			}
+		}
+	})
+}
+
+// FuzzPreamble: any 8 bytes either fail to parse or parse into a
+// preamble that encodes back to the same bytes, flags included.
+func FuzzPreamble(f *testing.F) {
+	f.Add([]byte("slc\x00\x01\x01\x00\x00"))
+	f.Add([]byte("slc\x00\x01\x01\x01\x01"))
+	f.Add([]byte("slc\x00\x01\x03\x02\xff"))
+	f.Add([]byte("SSH-2.0-"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePreamble(b)
+		if err != nil {
+			if _, ok := AsProtocolError(err); !ok {
+				t.Fatalf("not a protocol error: %v", err)
+			}
+			return
+		}
+		if got := AppendPreamble(nil, p); !bytes.Equal(got, b[:PreambleLen]) {
+			t.Fatalf("%x parses to %+v, which encodes to %x", b[:PreambleLen], p, got)
 		}
 	})
 }
