@@ -353,16 +353,25 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 		return 0, ErrNoPeers
 	}
 	cfg := ss[0].cfg
-	if len(ss) == 1 && (cfg.Compressor == codec.None || len(m.Body) < cfg.CompressMin) && len(m.Body) <= cfg.ChunkSize {
-		if id, commit, ok, err := ss[0].sendFast(ids, m); ok {
+	if len(ss) > 1 {
+		slices.SortFunc(ss, func(a, b *Session) int { return cmp.Compare(a.order, b.order) })
+	}
+	if (cfg.Compressor == codec.None || len(m.Body) < cfg.CompressMin) && len(m.Body) <= cfg.ChunkSize {
+		var id MsgID
+		var commit uint64
+		var ok bool
+		var err error
+		if len(ss) == 1 {
+			id, commit, ok, err = ss[0].sendFast(ids, m)
+		} else if cfg.Store == nil {
+			id, ok = sendFastMany(ss, ids, m)
+		}
+		if ok {
 			if err == nil && commit != 0 && cfg.Store.SendWaits() {
 				err = cfg.Store.WaitCommit(commit)
 			}
 			return id, err
 		}
-	}
-	if len(ss) > 1 {
-		slices.SortFunc(ss, func(a, b *Session) int { return cmp.Compare(a.order, b.order) })
 	}
 	for i, s := range ss {
 		select {
@@ -524,6 +533,36 @@ func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, commit ui
 		l.kickWriter()
 	}
 	return MsgID(seq), commit, true, nil
+}
+
+// sendFastMany is sendFast for several targets, sorted by order, without a
+// store: it locks every target's log in that order, and appends the frame
+// to each under one ID when every log has room and no semaphore holder is
+// inside. ok is false when the case does not apply. Unlike sendFast it
+// never writes from the caller's goroutine: the targets' writers send in
+// parallel, where direct writes would make one system call after another.
+func sendFastMany(ss []*Session, ids *atomic.Uint64, m *Outgoing) (id MsgID, ok bool) {
+	for i, s := range ss {
+		l := s.out
+		l.mu.Lock()
+		if uint64(len(m.Body)) > s.maxMessage.Load() || l.err != nil || l.senders > 0 || l.tail-l.head() >= s.cfg.BufferCap {
+			for _, h := range ss[:i+1] {
+				h.out.mu.Unlock()
+			}
+			return 0, false
+		}
+	}
+	seq := ids.Add(1)
+	for _, s := range ss {
+		s.out.appendLocked(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body)
+	}
+	for _, s := range ss {
+		s.out.mu.Unlock()
+	}
+	for _, s := range ss {
+		s.out.kickWriter()
+	}
+	return MsgID(seq), true
 }
 
 var compPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
