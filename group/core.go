@@ -27,8 +27,9 @@ type coreEnv struct {
 	// order. tok numbers the send. msg is not modified later.
 	send func(to []slc.PeerID, msg any, tok uint64)
 	// deliverData and deliverView hand a delivery to the application, in
-	// call order.
-	deliverData func(d *dataMsg)
+	// call order. unseen: the message ends a configuration and its place
+	// in the total order was not seen (see tailOf); for tests.
+	deliverData func(d *dataMsg, unseen bool)
 	deliverView func(m *Membership)
 	// received: a message reached this node (for tests and traces).
 	received func(d *dataMsg)
@@ -87,6 +88,15 @@ type config struct {
 	// oldOf: at the coordinator, the configuration each member came
 	// from. A member whose hello reports another one moved on.
 	oldOf map[slc.PeerID]cfgID
+
+	// lost: the members whose session with this node ended since the
+	// configuration was installed. Messages may have been lost with it,
+	// and neither side can tell which (a node receives only the ordered
+	// messages addressed to it, so a gap does not show): this node sends
+	// them nothing more of this configuration and takes nothing more of
+	// it from them, even over a new session. The configuration is
+	// replaced (Broken), and the flush settles what each holds.
+	lost map[slc.PeerID]bool
 }
 
 type dirIn struct {
@@ -241,6 +251,15 @@ func (c *core) send(to []slc.PeerID, msg any) uint64 {
 	return c.tok
 }
 
+// sendIn sends a message of the current configuration: not to the
+// members it lost (config.lost).
+func (c *core) sendIn(to []slc.PeerID, msg any) uint64 {
+	if lost := c.cfg.lost; len(lost) > 0 && slices.ContainsFunc(to, func(p slc.PeerID) bool { return lost[p] }) {
+		to = slices.DeleteFunc(slices.Clone(to), func(p slc.PeerID) bool { return lost[p] })
+	}
+	return c.send(to, msg)
+}
+
 // --- the application's calls ---
 
 // multicast sends d (a multicast, a join or a leave) by its path.
@@ -255,11 +274,13 @@ func (c *core) multicast(d *dataMsg) {
 // submit hands a sequenced message to the sequencer, or keeps it until
 // the view change in progress ends.
 func (c *core) submit(d *dataMsg) {
-	if c.acc != nil || len(c.waitSeq) > 0 {
+	cf := c.cfg
+	// Not to a sequencer whose session was lost: the message goes in the
+	// next configuration.
+	if c.acc != nil || len(c.waitSeq) > 0 || cf.lost[cf.coord] {
 		c.waitSeq = append(c.waitSeq, d)
 		return
 	}
-	cf := c.cfg
 	c.unordered = append(c.unordered, d)
 	if cf.coord == c.name {
 		c.sequence(d)
@@ -285,7 +306,7 @@ func (c *core) direct(d *dataMsg) {
 	}
 	if len(to) > 0 {
 		m := &directMsg{Cfg: cf.id, Epoch: cf.epoch, N: n, To: to, Stable: cf.dirStable, Data: *d}
-		tok := c.send(to, m)
+		tok := c.sendIn(to, m)
 		cf.dirAnnounced = cf.dirStable
 		if n > 0 {
 			cf.dirSent = append(cf.dirSent, &sentDirect{n: n, tok: tok, to: to, msg: m})
@@ -336,13 +357,19 @@ func (c *core) quiescent() bool {
 // --- deliveries ---
 
 func (c *core) deliverData(d *dataMsg, groups map[string]*groupState) {
+	c.deliverTail(d, groups, false)
+}
+
+// deliverTail delivers d; unseen: d ends a configuration and no member
+// that goes on with this one saw its place in the total order.
+func (c *core) deliverTail(d *dataMsg, groups map[string]*groupState, unseen bool) {
 	if d.Sender == c.name && d.Svc&SelfDiscard != 0 {
 		return
 	}
 	if !isMember(groups, d.Groups, c.name) {
 		return
 	}
-	c.env.deliverData(d)
+	c.env.deliverData(d, unseen)
 }
 
 // --- the sequencer ---
@@ -374,7 +401,7 @@ func (c *core) sequence(d *dataMsg) {
 			targets = append(targets, p)
 		}
 	}
-	tok := c.send(targets, m)
+	tok := c.sendIn(targets, m)
 	q.recs = append(q.recs, &seqRec{seq: s, tok: tok, to: targets, urgent: d.urgent()})
 	if self {
 		c.onOrdered(c.name, m)
@@ -423,7 +450,7 @@ func (c *core) announceSeq() {
 	cf := c.cfg
 	q := cf.seqr
 	q.announced = q.stable
-	c.send(cf.others(c.name), &stableMsg{Cfg: cf.id, Seq: q.stable})
+	c.sendIn(cf.others(c.name), &stableMsg{Cfg: cf.id, Seq: q.stable})
 }
 
 func (c *core) onSubmit(from slc.PeerID, m *submitMsg) {
@@ -432,7 +459,7 @@ func (c *core) onSubmit(from slc.PeerID, m *submitMsg) {
 		c.maybeFuture(from, m.Cfg, m)
 		return
 	}
-	if cf.coord != c.name || m.Data.Sender != from || !cf.has(from) {
+	if cf.coord != c.name || m.Data.Sender != from || !cf.has(from) || cf.lost[from] {
 		return
 	}
 	d := m.Data
@@ -447,7 +474,7 @@ func (c *core) onOrdered(from slc.PeerID, m *orderedMsg) {
 		c.maybeFuture(from, m.Cfg, m)
 		return
 	}
-	if from != cf.coord {
+	if from != cf.coord || cf.lost[from] {
 		return
 	}
 	if m.Stable > cf.stable {
@@ -486,7 +513,7 @@ func (c *core) process() {
 		if h.Data.Kind != kindData {
 			if !cf.marked {
 				cf.marked = true
-				c.send(cf.others(c.name), &markerMsg{Cfg: cf.id, Epoch: cf.epoch})
+				c.sendIn(cf.others(c.name), &markerMsg{Cfg: cf.id, Epoch: cf.epoch})
 			}
 			if cf.stable < h.Seq || !c.epochClosed() {
 				return
@@ -635,6 +662,9 @@ func (c *core) onStable(from slc.PeerID, m *stableMsg) {
 		c.maybeFuture(from, m.Cfg, m)
 		return
 	}
+	if cf.lost[from] {
+		return
+	}
 	if m.Seq > 0 && from == cf.coord && m.Seq > cf.stable {
 		cf.stable = m.Seq
 		c.process()
@@ -655,7 +685,7 @@ func (c *core) onMarker(from slc.PeerID, m *markerMsg) {
 		c.maybeFuture(from, m.Cfg, m)
 		return
 	}
-	if cf.has(from) && m.Epoch+1 > cf.markers[from] {
+	if cf.has(from) && !cf.lost[from] && m.Epoch+1 > cf.markers[from] {
 		cf.markers[from] = m.Epoch + 1
 		c.process()
 	}
@@ -669,7 +699,7 @@ func (c *core) onDirect(from slc.PeerID, m *directMsg) {
 		c.maybeFuture(from, m.Cfg, m)
 		return
 	}
-	if m.Data.Sender != from || !cf.has(from) {
+	if m.Data.Sender != from || !cf.has(from) || cf.lost[from] {
 		return
 	}
 	if m.N == 0 { // Unreliable: now or never
@@ -763,7 +793,7 @@ func (c *core) onAck(from slc.PeerID, m *ackMsg) {
 		c.maybeFuture(from, m.Cfg, m)
 		return
 	}
-	if !cf.has(from) {
+	if !cf.has(from) || cf.lost[from] {
 		return
 	}
 	if m.Seq > cf.seqAck[from] {
@@ -808,7 +838,7 @@ func (c *core) sendAcks() {
 		}
 	}
 	for _, p := range sortedKeys(acks) {
-		c.send([]slc.PeerID{p}, acks[p])
+		c.sendIn([]slc.PeerID{p}, acks[p])
 	}
 }
 
@@ -826,7 +856,7 @@ func (c *core) tick() {
 	}
 	if cf.dirStable > cf.dirAnnounced {
 		cf.dirAnnounced = cf.dirStable
-		c.send(cf.others(c.name), &stableMsg{Cfg: cf.id, Direct: cf.dirStable})
+		c.sendIn(cf.others(c.name), &stableMsg{Cfg: cf.id, Direct: cf.dirStable})
 	}
 }
 

@@ -46,9 +46,11 @@
 // virtual synchrony, as in Isis and Spread's extended virtual synchrony):
 // the coordinator collects every member's state, gives each the messages
 // of the old configuration it lacks, and installs the new one once all
-// hold them. Joins and leaves are ordered like messages. docs/groups.md
-// describes the protocol, its guarantees, and their limits, including
-// partitions.
+// hold them. The messages that end a configuration (among them those
+// whose place in the total order a partition hid from their senders) are
+// delivered after its transitional views, in causal order. Joins and
+// leaves are ordered like messages. docs/groups.md describes the
+// protocol, its guarantees, and their limits, including partitions.
 //
 // # Concurrency
 //

@@ -30,8 +30,12 @@ func (c *core) sessionGone(p slc.PeerID, why uint8) {
 		return
 	}
 	ps.gone = true
-	if c.cfg.has(p) {
+	if cf := c.cfg; cf.has(p) {
 		c.broken = true
+		if cf.lost == nil {
+			cf.lost = map[slc.PeerID]bool{}
+		}
+		cf.lost[p] = true
 	}
 	ref := nodeRef{Name: p, Inst: ps.inst}
 	if old, ok := c.goneWhy[ref]; !ok || old == whyLost {
@@ -554,37 +558,7 @@ func (c *core) computeFill() {
 				table[name] = append(table[name], part{view: g.View, members: kept, full: len(kept) == len(g.Members)})
 			}
 		}
-		// The multicasts beyond the end, in their order, then those
-		// submitted whose order no member saw: the configuration's last
-		// messages. They are never submitted again: the members on the
-		// other side of a partition may have delivered them in this
-		// configuration.
-		type msgKey struct {
-			s slc.PeerID
-			n uint64
-		}
-		seen := map[msgKey]bool{}
-		var extra []dataMsg
-		for _, s := range seqs {
-			d := &useq[s].Data
-			seen[msgKey{d.Sender, d.Serial}] = true
-			if s > end && d.Kind == kindData {
-				extra = append(extra, *d)
-			}
-		}
-		var unord []dataMsg
-		for _, n := range names {
-			for _, d := range p.states[n].Unordered {
-				if k := (msgKey{d.Sender, d.Serial}); !seen[k] {
-					seen[k] = true
-					unord = append(unord, d)
-				}
-			}
-		}
-		slices.SortFunc(unord, func(a, b dataMsg) int {
-			return cmp.Or(strings.Compare(string(a.Sender), string(b.Sender)), cmp.Compare(a.Serial, b.Serial))
-		})
-		extra = append(extra, unord...)
+		extra, extraAt := tailOf(useq, seqs, end, w, names, p.states, gs)
 		with := slices.Clone(names)
 		slices.Sort(with)
 		var dendList []senderCount
@@ -594,7 +568,7 @@ func (c *core) computeFill() {
 		for _, n := range names {
 			st := p.states[n]
 			f := &fillMsg{P: p.id, Old: old, SeqEnd: end, Stable: w, DirectEnd: dendList, Members: p.members, Gone: p.gone,
-				Extra: extra, With: with}
+				Extra: extra, ExtraAt: extraAt, With: with}
 			for _, s := range seqs {
 				m := useq[s]
 				if s > st.RecvSeq && s <= end && contains(m.To, n) {
@@ -649,6 +623,133 @@ func (c *core) computeFill() {
 		c.send([]slc.PeerID{m.Name}, f)
 	}
 	c.onFill(c.name, fills[c.name])
+}
+
+// tailOf computes the multicasts that end an old configuration (the
+// fill's Extra) and where each goes in its order (ExtraAt): those that
+// members hold beyond the end, at their numbers, and those that members
+// submitted and whose number no member saw (the sequencer may have
+// ordered them for the members on the other side of a partition, or not
+// at all).
+//
+// The rule is extended virtual synchrony's: what a transitional
+// configuration delivers respects causal order, like everything else
+// (Moser, Amir, Melliar-Smith and Agarwal, "Extended virtual
+// synchrony", ICDCS 1994). Totem gets it from its ring order, whose
+// numbers a sender knows when it sends; a sender here may not know the
+// number of its message, so the flush places it by what it knows. If
+// the sequencer numbered q's multicast u at s(u), then
+//
+//   - s(u) > q's RecvSeq: u is addressed to q as well, relayed in order,
+//     and q did not receive it. What q had delivered when it sent u is
+//     numbered at most RecvSeq;
+//   - s(u) > the numbers of q's earlier messages: the sequencer takes a
+//     sender's messages in the order it submitted them;
+//   - s(u) > W, and s(u) is no number that a member holds (that number
+//     is another message; below W, q would hold u);
+//   - s(u) > the ProcSeq of every member that will deliver u: such a
+//     member would have received u before what it processed after.
+//
+// u goes right after the largest of these bounds, and before the next
+// number: after everything it may depend on (its sender's past is
+// numbered below the first two bounds, or is q's earlier messages), and
+// before everything that may depend on it (numbered above s(u)). Two
+// multicasts placed at the same point do not depend on each other; they
+// go by sender and serial. The last bound also keeps each member's
+// order: no member has already delivered something that goes after u.
+// A message is not held back because a cause of it is delivered on the
+// other side of a partition only (or nowhere): the causal order holds
+// among the messages delivered.
+//
+// The members that go on together deliver the tail in one order. The
+// members on the other side of a partition, who may have seen where the
+// sequencer put u, may deliver u and a message between the bound and
+// s(u), or two multicasts placed at the same point, in the other order
+// (docs/groups.md, Limits).
+func tailOf(useq map[uint64]*orderedMsg, seqs []uint64, end, w uint64, names []slc.PeerID,
+	states map[slc.PeerID]*stateMsg, gs map[string]*groupState) ([]dataMsg, []extraPlace) {
+	type msgKey struct {
+		s slc.PeerID
+		n uint64
+	}
+	type tail struct {
+		d  dataMsg
+		at extraPlace
+	}
+	var out []tail
+	seen := map[msgKey]bool{}
+	for _, s := range seqs {
+		d := &useq[s].Data
+		seen[msgKey{d.Sender, d.Serial}] = true
+		if s > end && d.Kind == kindData {
+			out = append(out, tail{d: *d, at: extraPlace{After: s - 1, Seq: s}})
+		}
+	}
+	// lastHeld: from x, the last number before one that no member holds.
+	runEnd := make(map[uint64]uint64, len(seqs))
+	for i := len(seqs) - 1; i >= 0; i-- {
+		s := seqs[i]
+		if e, ok := runEnd[s+1]; ok {
+			runEnd[s] = e
+		} else {
+			runEnd[s] = s
+		}
+	}
+	lastHeld := func(x uint64) uint64 {
+		if e, ok := runEnd[x+1]; ok {
+			return e
+		}
+		return x
+	}
+	// Each sender's messages that members hold: serial and number.
+	held := map[slc.PeerID][][2]uint64{}
+	for _, s := range seqs {
+		d := &useq[s].Data
+		held[d.Sender] = append(held[d.Sender], [2]uint64{d.Serial, s})
+	}
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	for _, q := range sorted {
+		st := states[q]
+		unord := slices.Clone(st.Unordered)
+		slices.SortFunc(unord, func(a, b dataMsg) int { return cmp.Compare(a.Serial, b.Serial) })
+		own := held[q]
+		slices.SortFunc(own, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+		after := st.RecvSeq
+		i := 0
+		for _, d := range unord {
+			k := msgKey{d.Sender, d.Serial}
+			if seen[k] || d.Sender != q {
+				continue
+			}
+			seen[k] = true
+			// q's earlier messages that members hold.
+			for ; i < len(own) && own[i][0] < d.Serial; i++ {
+				after = max(after, own[i][1])
+			}
+			for _, z := range names {
+				if isMember(gs, d.Groups, z) {
+					after = max(after, states[z].ProcSeq)
+				}
+			}
+			after = lastHeld(max(after, w))
+			out = append(out, tail{d: d, at: extraPlace{After: after}})
+		}
+	}
+	slices.SortFunc(out, func(a, b tail) int {
+		return cmp.Or(cmp.Compare(a.at.After, b.at.After),
+			cmp.Compare(min(a.at.Seq, 1), min(b.at.Seq, 1)), // at one place: the unseen, then the next number
+			strings.Compare(string(a.d.Sender), string(b.d.Sender)), cmp.Compare(a.d.Serial, b.d.Serial))
+	})
+	extra := make([]dataMsg, len(out))
+	at := make([]extraPlace, len(out))
+	for i, t := range out {
+		extra[i], at[i] = t.d, t.at
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return extra, at
 }
 
 func sortedGroupNames(m map[string]*groupState) []string {
@@ -824,8 +925,10 @@ func reasonFor(joined, left []slc.PeerID, gone map[slc.PeerID]uint8) Reason {
 // messages up to its end, epoch by epoch. Messages that need stability
 // and are not known stable come after a transitional view of each group
 // whose membership changes: they are safe only with respect to the
-// members that go on together. It returns the group views at the end and
-// why the nodes left out went.
+// members that go on together. So do the multicasts that end the
+// configuration (the fill's Extra), each at its place (tailOf), and what
+// comes after the first of them. It returns the group views at the end
+// and why the nodes left out went.
 func (c *core) finishOld(f *fillMsg) (map[string]*groupState, map[slc.PeerID]uint8) {
 	cf := c.cfg
 	gone := map[slc.PeerID]uint8{}
@@ -865,7 +968,7 @@ func (c *core) finishOld(f *fillMsg) (map[string]*groupState, map[slc.PeerID]uin
 			d := cf.dirIn[s]
 			end, ok := dend[s]
 			if !ok {
-				end = d.recv
+				end = 0 // no member had any when the flush began
 			}
 			for _, m := range d.held {
 				if m.N <= d.delivered || m.N > end {
@@ -901,7 +1004,29 @@ func (c *core) finishOld(f *fillMsg) (map[string]*groupState, map[slc.PeerID]uin
 	// this node may lack direct messages they delivered before a join or
 	// leave: such a change then comes after the transitional views.
 	absent := slices.ContainsFunc(cf.names, func(p slc.PeerID) bool { return !contains(f.With, p) })
+	// The multicasts that end the configuration go at their places in
+	// the order (see tailOf), after the transitional views: the first of
+	// them begins the transitional part.
+	next := 0
+	extras := func(below uint64, all bool) {
+		for ; next < len(f.Extra); next++ {
+			at, unseen := f.SeqEnd, false
+			if len(f.ExtraAt) == len(f.Extra) {
+				at, unseen = f.ExtraAt[next].After, f.ExtraAt[next].Seq == 0
+			}
+			if !all && at >= below {
+				return
+			}
+			if !transitioned {
+				transition()
+			}
+			d := &f.Extra[next]
+			c.deliverTail(d, cf.groups, unseen)
+			c.processedOwn(d)
+		}
+	}
 	for _, s := range seqs {
+		extras(s, false)
 		m := msgs[s]
 		if m.Data.Kind != kindData {
 			if absent {
@@ -923,11 +1048,7 @@ func (c *core) finishOld(f *fillMsg) (map[string]*groupState, map[slc.PeerID]uin
 		c.processedOwn(&m.Data)
 	}
 	transition()
-	for i := range f.Extra {
-		d := &f.Extra[i]
-		c.deliverData(d, cf.groups)
-		c.processedOwn(d)
-	}
+	extras(0, true)
 	return cf.groups, gone
 }
 

@@ -12,7 +12,7 @@ import (
 func fuzzCore() *core {
 	env := coreEnv{
 		send:        func([]slc.PeerID, any, uint64) {},
-		deliverData: func(*dataMsg) {},
+		deliverData: func(*dataMsg, bool) {},
 		deliverView: func(*Membership) {},
 		received:    func(*dataMsg) {},
 		processed:   func(*dataMsg) {},
@@ -43,7 +43,8 @@ func seedMessages() []any {
 		&proposeMsg{P: cfg, Members: members},
 		&stateMsg{P: cfg, Inst: 2, Old: cfg, Held: []orderedMsg{{Cfg: cfg, Seq: 1, Data: d}}},
 		&nackMsg{P: cfg},
-		&fillMsg{P: cfg, Old: cfg, SeqEnd: 1, Members: members, Groups: []groupState{{Name: "g", Members: []slc.PeerID{"a"}}}},
+		&fillMsg{P: cfg, Old: cfg, SeqEnd: 1, Members: members, Groups: []groupState{{Name: "g", Members: []slc.PeerID{"a"}}},
+			Extra: []dataMsg{d, d}, ExtraAt: []extraPlace{{After: 0}, {After: 1, Seq: 2}}},
 		&filledMsg{P: cfg},
 		&installMsg{P: cfg},
 		&abortMsg{P: cfg},
@@ -97,6 +98,8 @@ func TestValidate(t *testing.T) {
 		&proposeMsg{P: cfg, Members: []nodeRef{{Name: "b"}, {Name: "a"}}},
 		&fillMsg{P: cfg, Members: []nodeRef{{Name: "a"}, {Name: "a", Inst: 2}}},
 		&fillMsg{P: cfg, Members: []nodeRef{{Name: "a"}}, Groups: []groupState{{Name: "g", Members: []slc.PeerID{"b", "a"}}}},
+		&fillMsg{P: cfg, Members: []nodeRef{{Name: "a"}}, Extra: []dataMsg{{Sender: "a", Svc: Agreed, Groups: []string{"g"}}},
+			ExtraAt: []extraPlace{{}, {}}},
 		"a string",
 	}
 	for i, m := range bad {

@@ -51,12 +51,14 @@ type Config struct {
 }
 
 // hooks let tests record a history: received when a multicast reaches
-// the core, delivered for each delivery in delivery order. Both run
-// under the Member's lock.
+// the core, delivered for each delivery in delivery order (unseen: a
+// multicast that ends a configuration, whose place in the total order no
+// member that goes on with this one saw). Both run under the Member's
+// lock.
 type hooks struct {
 	sent      func(d *dataMsg)
 	received  func(d *dataMsg)
-	delivered func(d Delivery)
+	delivered func(d Delivery, unseen bool)
 }
 
 // DefaultConfig returns the defaults: a tick of 20ms, a window of 4096
@@ -129,7 +131,7 @@ func WithTrace(fn func(kind TraceKind, d Delivery)) Option {
 		c.hooks = &hooks{
 			sent:      func(d *dataMsg) { fn(TraceSend, meta(d)) },
 			received:  func(d *dataMsg) { fn(TraceReceive, meta(d)) },
-			delivered: func(d Delivery) { fn(TraceDeliver, d) },
+			delivered: func(d Delivery, _ bool) { fn(TraceDeliver, d) },
 		}
 		return nil
 	}
@@ -267,10 +269,10 @@ func (m *Member) env() coreEnv {
 			m.out = append(m.out, outItem{to: slices.Clone(to), msg: msg, tok: tok})
 			signal(m.outAvail)
 		},
-		deliverData: func(d *dataMsg) {
+		deliverData: func(d *dataMsg, unseen bool) {
 			msg := m.toMessage(d)
 			if h := m.cfg.hooks; h != nil {
-				h.delivered(msg)
+				h.delivered(msg, unseen)
 			}
 			m.inbox = append(m.inbox, msg)
 			signal(m.avail)
@@ -284,7 +286,7 @@ func (m *Member) env() coreEnv {
 				m.views[v.Group] = v
 			}
 			if h := m.cfg.hooks; h != nil {
-				h.delivered(v)
+				h.delivered(v, false)
 			}
 			m.inbox = append(m.inbox, v)
 			m.events = append(m.events, v)

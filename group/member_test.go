@@ -88,11 +88,11 @@ func (cl *cluster) hooksFor(name slc.PeerID) *hooks {
 			cl.record(name, check.Event{Kind: check.Receive, Msg: check.MsgID{Sender: string(d.Sender), Serial: d.Serial},
 				Time: cl.clock.Add(1)})
 		},
-		delivered: func(dv Delivery) {
+		delivered: func(dv Delivery, unseen bool) {
 			switch v := dv.(type) {
 			case *Message:
 				cl.record(name, check.Event{Kind: check.Deliver, Msg: check.MsgID{Sender: string(v.Sender), Serial: v.Serial},
-					Service: int(v.Service), Groups: v.Groups, Time: cl.clock.Add(1)})
+					Service: int(v.Service), Groups: v.Groups, Time: cl.clock.Add(1), Unseen: unseen})
 			case *Membership:
 				cl.record(name, check.Event{Kind: check.View, Group: v.Group, ViewID: v.ViewID.String(),
 					Members: peerStrings(v.Members), Transitional: v.Transitional})

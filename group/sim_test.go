@@ -35,8 +35,18 @@ type simNode struct {
 	group map[string]bool // groups it asked to be in
 }
 
+// simT is what the simulation needs of a test: a *rapid.T when rapid
+// draws the schedule, a *testing.T for a scripted one.
+type simT interface {
+	Helper()
+	Log(args ...any)
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 type sim struct {
-	t       *rapid.T
+	t       simT
+	rt      *rapid.T // draws the schedule; nil in a scripted test
 	nodes   []*simNode
 	byName  map[slc.PeerID]*simNode
 	chans   map[[2]slc.PeerID][]simItem
@@ -53,8 +63,9 @@ type sim struct {
 	crashes int
 }
 
-func newSim(t *rapid.T, n int) *sim {
-	s := &sim{t: t, byName: map[slc.PeerID]*simNode{}, chans: map[[2]slc.PeerID][]simItem{},
+func newSim(t simT, n int) *sim {
+	rt, _ := t.(*rapid.T)
+	s := &sim{t: t, rt: rt, byName: map[slc.PeerID]*simNode{}, chans: map[[2]slc.PeerID][]simItem{},
 		up: map[[2]slc.PeerID]bool{}, side: map[slc.PeerID]int{}, hist: check.History{}, serial: map[slc.PeerID]uint64{},
 		groups: []string{"a", "b"}}
 	s.ser, _ = codec.SerializerByID(codec.Msgpack)
@@ -104,9 +115,9 @@ func (s *sim) env(n *simNode) coreEnv {
 				s.chans[k] = append(s.chans[k], simItem{msg: b, name: name, tok: tok})
 			}
 		},
-		deliverData: func(d *dataMsg) {
+		deliverData: func(d *dataMsg, unseen bool) {
 			s.record(n.name, check.Event{Kind: check.Deliver, Msg: check.MsgID{Sender: string(d.Sender), Serial: d.Serial},
-				Service: int(d.Svc), Groups: d.Groups, Time: s.now()})
+				Service: int(d.Svc), Groups: d.Groups, Time: s.now(), Unseen: unseen})
 		},
 		deliverView: func(m *Membership) {
 			s.record(n.name, check.Event{Kind: check.View, Group: m.Group, ViewID: m.ViewID.String(),
@@ -274,7 +285,7 @@ var simServices = []Service{Unreliable, Reliable, FIFO, Causal, Agreed, Safe, FI
 
 // run plays a schedule drawn by rapid.
 func (s *sim) run(steps int, faults bool) {
-	t := s.t
+	t := s.rt
 	for step := 0; step < steps; step++ {
 		live := s.live()
 		op := rapid.IntRange(0, 99).Draw(t, "op")
@@ -346,7 +357,7 @@ func (s *sim) crash(n *simNode) {
 			continue
 		}
 		k := [2]slc.PeerID{n.name, o.name}
-		keep := rapid.IntRange(0, len(s.chans[k])).Draw(s.t, "inflight")
+		keep := rapid.IntRange(0, len(s.chans[k])).Draw(s.rt, "inflight")
 		s.cutSession(n.name, o.name, keep, 0, whyLost)
 	}
 }
@@ -400,7 +411,7 @@ func (s *sim) dump() {
 	if os.Getenv("GROUP_SIM_HISTORY") != "" {
 		for _, n := range s.nodes {
 			for _, e := range s.hist[string(n.name)] {
-				s.t.Logf("%s: %s %s svc=%#x groups=%v view=%s %v trans=%v", n.name, e.Kind, e.Msg, e.Service, e.Groups, e.ViewID, e.Members, e.Transitional)
+				s.t.Logf("%s: %s %s svc=%#x groups=%v view=%s %v trans=%v unseen=%v", n.name, e.Kind, e.Msg, e.Service, e.Groups, e.ViewID, e.Members, e.Transitional, e.Unseen)
 			}
 		}
 	}

@@ -259,6 +259,18 @@ type fillMsg struct {
 	// With: the members that come from Old too (the transitional
 	// configuration), sorted.
 	With []slc.PeerID `msgpack:"with,omitempty" json:"with,omitempty"`
+	// ExtraAt: where each of Extra goes in Old's order (empty: all after
+	// SeqEnd).
+	ExtraAt []extraPlace `msgpack:"extraat,omitempty" json:"extraat,omitempty"`
+}
+
+// extraPlace is where a multicast that ends a configuration goes in its
+// order: it is delivered once the order is processed up to After, before
+// the message numbered After+1. Seq is its own number, 0 when no member
+// of the flush saw it ordered.
+type extraPlace struct {
+	After uint64 `msgpack:"after" json:"after"`
+	Seq   uint64 `msgpack:"seq,omitempty" json:"seq,omitempty"`
 }
 
 // filledMsg: the member holds its fill for P.
@@ -376,6 +388,9 @@ func validate(v any) error {
 			if err := validData(&m.Extra[i]); err != nil {
 				return err
 			}
+		}
+		if len(m.ExtraAt) != 0 && len(m.ExtraAt) != len(m.Extra) {
+			return errors.New("group: extra places do not match the extras")
 		}
 		for _, g := range m.Groups {
 			if g.Name == "" || !slices.IsSorted(g.Members) {

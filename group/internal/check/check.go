@@ -16,7 +16,13 @@
 //     with it;
 //   - total order: the Agreed and Safe messages have one order that every
 //     member's deliveries follow (the union of the members' orders has
-//     no cycle);
+//     no cycle), deliveries marked Unseen aside; and members that pass
+//     from one view of a group to the same next view, through the same
+//     transitional view or none, delivered its Agreed and Safe messages
+//     in the same order, Unseen ones included. (An Unseen delivery ends
+//     a configuration, and the deliverer's side of a partition never saw
+//     the sequencer's order for it: the other side may have delivered it
+//     elsewhere in the order. Its causal order is checked as any other.)
 //   - Safe: a Safe message is delivered only after every member of the
 //     deliverer's current view (transitional or not) of its groups
 //     received it;
@@ -78,6 +84,10 @@ type Event struct {
 	// Time orders Receive and Deliver events across members (one clock
 	// for the whole history); 0 when unknown.
 	Time int64 `json:"time,omitempty"`
+	// Unseen, on a Deliver event: the message ended a configuration and
+	// no member that went on with the deliverer saw its place in the
+	// total order (see Check for what is then promised).
+	Unseen bool `json:"unseen,omitempty"`
 
 	// View events.
 	Group        string   `json:"group,omitempty"`
@@ -382,7 +392,7 @@ func (c *checker) total() {
 	for _, p := range c.members() {
 		var prev *MsgID
 		for _, e := range c.h[p] {
-			if e.Kind != Deliver || (level(e.Service) != Agreed && level(e.Service) != Safe) {
+			if e.Kind != Deliver || (level(e.Service) != Agreed && level(e.Service) != Safe) || e.Unseen {
 				continue
 			}
 			m := e.Msg
@@ -488,12 +498,14 @@ func (c *checker) virtual() {
 	type seg struct {
 		member string
 		msgs   []MsgID
+		order  []MsgID // the Agreed and Safe ones, in delivery order
 	}
 	segs := map[string][]seg{} // "group view -> next [via transitional members]" → segments
 	for _, p := range c.members() {
 		cur := map[string]string{}   // group → current regular view
 		trans := map[string]string{} // group → members of the transitional view since
 		got := map[string][]MsgID{}
+		order := map[string][]MsgID{}
 		for _, e := range c.h[p] {
 			switch e.Kind {
 			case View:
@@ -512,7 +524,7 @@ func (c *checker) virtual() {
 						}
 						return int(a.Serial) - int(b.Serial)
 					})
-					segs[k] = append(segs[k], seg{member: p, msgs: ms})
+					segs[k] = append(segs[k], seg{member: p, msgs: ms, order: order[e.Group]})
 				}
 				if len(e.Members) == 0 {
 					delete(cur, e.Group)
@@ -520,6 +532,7 @@ func (c *checker) virtual() {
 					cur[e.Group] = e.ViewID
 				}
 				got[e.Group] = nil
+				order[e.Group] = nil
 				delete(trans, e.Group)
 			case Deliver:
 				if level(e.Service) == Unreliable {
@@ -528,6 +541,9 @@ func (c *checker) virtual() {
 				for _, g := range e.Groups {
 					if _, ok := cur[g]; ok {
 						got[g] = append(got[g], e.Msg)
+						if l := level(e.Service); l == Agreed || l == Safe {
+							order[g] = append(order[g], e.Msg)
+						}
 					}
 				}
 			}
@@ -562,8 +578,30 @@ func (c *checker) virtual() {
 				c.fail(GVirtual, "view change %s: %s delivered %d messages, %s delivered %d (%s)", k,
 					ss[0].member, len(a), s.member, len(b), firstDiff(a, b))
 			}
+			// They went on together: one order, the messages whose order
+			// their side did not see included.
+			c.count(GTotal, 1)
+			if x, y := common(ss[0].order, s.order), common(s.order, ss[0].order); !slices.Equal(x, y) {
+				c.fail(GTotal, "view change %s: %s and %s, which went on together, delivered %v and %v", k,
+					ss[0].member, s.member, x, y)
+			}
 		}
 	}
+}
+
+// common returns the messages of a that are in b, in a's order.
+func common(a, b []MsgID) []MsgID {
+	in := map[MsgID]bool{}
+	for _, m := range b {
+		in[m] = true
+	}
+	var out []MsgID
+	for _, m := range a {
+		if in[m] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func firstDiff(a, b []MsgID) string {
