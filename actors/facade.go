@@ -59,7 +59,6 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 	inbox := mailbox.New(cfg.Inbox)
 	pc := cfg.Peer.WithDefaults()
 	pc.Inbox = inbox
-	pc.LazyDecode = true // the mailbox decodes as messages leave it
 	if st != nil {
 		if pc.Name != st.Name() || pc.Instance != st.Instance() {
 			return nil, nil, fmt.Errorf("slc: the store in %s belongs to node %q instance %016x, not %q instance %016x",

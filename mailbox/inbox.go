@@ -385,7 +385,6 @@ func (ib *Inbox) Receive(ctx context.Context, from ...peer.ID) (peer.Message, er
 		}
 		if m, ok := ib.takeLocked(from); ok {
 			ib.mu.Unlock()
-			peer.Decode(&m)
 			if ib.taken != nil {
 				ib.taken(m)
 			}
@@ -416,14 +415,10 @@ func (ib *Inbox) TryReceive(from ...peer.ID) (peer.Message, bool) {
 	}
 	m, ok := ib.takeLocked(from)
 	ib.mu.Unlock()
-	if !ok {
-		return m, false
-	}
-	peer.Decode(&m)
-	if ib.taken != nil {
+	if ok && ib.taken != nil {
 		ib.taken(m)
 	}
-	return m, true
+	return m, ok
 }
 
 // takeLocked removes the oldest message among the named sources (all
@@ -648,7 +643,6 @@ func (ib *Inbox) Take(from peer.ID, fn func(peer.Message) error) (n int, err err
 		m, seq := e.m, e.seq
 		locked = false
 		ib.mu.Unlock()
-		peer.Decode(&m)
 		ferr := fn(m)
 		ib.mu.Lock()
 		locked = true

@@ -370,7 +370,6 @@ func (ib *Inbox) deliverItems(batch []item, next *int) {
 	for *next < len(batch) {
 		it := &batch[*next]
 		*next++
-		peer.Decode(&it.m)
 		if ib.taken != nil {
 			ib.taken(it.m)
 		}

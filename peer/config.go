@@ -166,14 +166,9 @@ type Config struct {
 	Transport Transport
 	Security  Security
 	Inbox     Sink
-	// LazyDecode leaves typed bodies encoded when a connection hands its
-	// messages to Inbox: the consumer completes each message with Decode
-	// as it takes it (mailbox.Inbox does), so that decoding runs on the
-	// receiving goroutines rather than on the connection's reader.
-	LazyDecode bool
-	Store      Store
-	Logger     *slog.Logger
-	Hooks      Hooks
+	Store     Store
+	Logger    *slog.Logger
+	Hooks     Hooks
 
 	// IDs is the node's message ID counter (the one Send takes IDs
 	// from). Sessions check acknowledgements against it: a peer cannot

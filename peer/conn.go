@@ -550,12 +550,9 @@ func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
 		m.Err = fmt.Errorf("slc: message %d uses serializer %d, which the sender did not announce or this node lacks", seq, serID)
 	} else {
 		m.Serializer = c.hs.sid[serID]
-		switch {
-		case m.Serializer == codec.Raw:
+		if m.Serializer == codec.Raw {
 			m.Body = raw
-		case c.cfg.LazyDecode:
-			m.lazy = true
-		default:
+		} else {
 			m.Body, m.Err = codec.Decode(typ, ser, raw)
 		}
 	}

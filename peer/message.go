@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"fmt"
 	"strconv"
 	"sync/atomic"
 
@@ -50,26 +49,7 @@ type Message struct {
 	// Err is set when Body could not be decoded; Raw still holds the bytes.
 	Err error
 
-	buf  *recvBuf // the pooled buffer Raw lies in, for Release
-	lazy bool     // Body is still to be decoded from Raw (Config.LazyDecode)
-}
-
-// Decode completes a message that a connection delivered with its body
-// still encoded (Config.LazyDecode): it decodes Raw into Body, or sets Err.
-// A Sink that gets messages from connections with LazyDecode calls it
-// once per message, before the message reaches the application, on the
-// goroutine that hands it over. It does nothing for any other message.
-func Decode(m *Message) {
-	if !m.lazy {
-		return
-	}
-	m.lazy = false
-	ser, ok := codec.SerializerByID(m.Serializer)
-	if !ok {
-		m.Err = fmt.Errorf("slc: message %d uses serializer %d, which this node no longer has", m.ID, m.Serializer)
-		return
-	}
-	m.Body, m.Err = codec.Decode(m.Type, ser, m.Raw)
+	buf *recvBuf // the pooled buffer Raw lies in, for Release
 }
 
 // recvBuf is the pooled buffer a large message was read into. Every copy of
