@@ -48,8 +48,9 @@ type ackWaiter struct {
 //
 // Senders append under mu, either holding the session's send semaphore
 // (between enter and leave) or, for a single frame, taking the ID under mu
-// while no semaphore holder is inside (sendFast); the connection's writer takes ranges to send and reports what it wrote; the
-// reader applies acknowledgements. All methods are safe for concurrent use.
+// while no semaphore holder is inside (sendFast); the connection's writer
+// takes ranges to send and reports what it wrote; the reader applies
+// acknowledgements. All methods are safe for concurrent use.
 type outLog struct {
 	mu      sync.Mutex
 	segs    []*segment // oldest first; the last one is appended to

@@ -339,15 +339,18 @@ type Outgoing struct {
 // Send queues m for every session in ss and returns its message ID.
 //
 // IDs come from ids and are taken while every target's send semaphore is
-// held, so each session's log is in ID order. Send waits while a target is
-// over its BufferCap, until ctx ends. A message larger than ChunkSize is
-// split into chunks, and the wait for room happens between chunks, so a
-// huge message never holds more than BufferCap plus one chunk in memory.
+// held (or, for a single frame, under the logs' locks while no semaphore
+// holder is appending), so each session's log is in ID order. Send waits
+// while a target is over its BufferCap, until ctx ends. A message larger
+// than ChunkSize is split into chunks, and the wait for room happens
+// between chunks, so a huge message never holds more than BufferCap plus
+// one chunk in memory.
 //
-// ss is reordered in place. When some targets got the message and others
-// did not, the returned error is a *SendError listing the failures and the
-// ID is valid for the others. A message that failed after it got its ID
-// (a chunked message abandoned part way) returns that ID with the error.
+// ss must not name a session twice; it is reordered in place. When some
+// targets got the message and others did not, the returned error is a
+// *SendError listing the failures and the ID is valid for the others. A
+// message that failed after it got its ID (a chunked message abandoned
+// part way) returns that ID with the error.
 func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (MsgID, error) {
 	if len(ss) == 0 {
 		return 0, ErrNoPeers
@@ -500,8 +503,8 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 
 // sendFast is Send's path for the common case: one target, one frame, no
 // compression, no Send holding the send semaphore (outLog.enter) and room
-// under BufferCap. It takes one lock, and its ID under it. ok is false when the case does not apply; the caller then
-// takes the general path.
+// under BufferCap. It takes one lock, and its ID under it. ok is false
+// when the case does not apply; the caller then takes the general path.
 func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, commit uint64, ok bool, err error) {
 	if uint64(len(m.Body)) > s.maxMessage.Load() {
 		return 0, 0, false, nil
