@@ -168,15 +168,22 @@ func (a *Actor) handshake(ctx context.Context, sys *actor.ActorSystem, owner *ac
 	select {
 	case err = <-reply:
 	case <-ctx.Done():
-		// Shutting down: the owner may or may not have taken the
-		// connection; closing it twice is harmless.
-		hs.Reject(wire.CodeShutdown, "node is shutting down")
-		a.rejected(addr, hs.Remote.Name, fmt.Errorf("handshake: %w", ctx.Err()))
+		// Shutting down. The owner may have taken the connection
+		// already: then it is the session's to close.
+		if hs.Abandon() {
+			hs.Reject(wire.CodeShutdown, "node is shutting down")
+			a.rejected(addr, hs.Remote.Name, fmt.Errorf("handshake: %w", ctx.Err()))
+		}
 		return
 	case <-time.After(a.cfg.Peer.Timeout):
 		err = &wire.ProtocolError{Code: wire.CodeBusy, Reason: "node did not take the connection in time"}
 	}
 	if err != nil {
+		if !hs.Abandon() {
+			// The owner took the connection after all (it answered
+			// late): it is served, not refused.
+			return
+		}
 		if pe, ok := wire.AsProtocolError(err); ok {
 			hs.Reject(pe.Code, pe.Reason)
 		} else {

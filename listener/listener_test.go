@@ -534,3 +534,61 @@ func TestListenerTemporaryAcceptErrors(t *testing.T) {
 	default:
 	}
 }
+
+// An owner that takes the connection after the listener stopped waiting
+// (too slow, or the node shutting down) serves it: the listener must not
+// write a REJECT after what the session has written. And when the
+// listener gives up first, the owner cannot take it.
+func TestListenerOwnerTakesLate(t *testing.T) {
+	for _, shutdown := range []bool{false, true} {
+		h := start(t, opts{timeout: 200 * time.Millisecond})
+		hs, err := h.client("client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := h.nextInbound()
+		if !in.Handshake.Claim() {
+			t.Fatal("the owner could not take a connection the listener still waited on")
+		}
+		// The session writes its first frame; then the listener's wait
+		// ends without an answer.
+		if _, err := in.Handshake.Conn.Write(wire.AppendPing(nil, in.Handshake.Version, false, 7)); err != nil {
+			t.Fatal(err)
+		}
+		if shutdown {
+			h.stop()
+		} else {
+			time.Sleep(400 * time.Millisecond) // past the listener's 200ms timeout
+		}
+		f, _ := nextFrame(t, hs)
+		if f.Type != wire.TypePing {
+			t.Fatalf("shutdown=%v: client got %s first, want the session's PING", shutdown, wire.TypeName(f.Type))
+		}
+		hs.Conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if f, _, err := hs.Reader.ReadFrame(); err == nil {
+			t.Fatalf("shutdown=%v: the listener wrote %s on a connection its owner took", shutdown, wire.TypeName(f.Type))
+		}
+		select {
+		case r := <-h.rejected:
+			t.Fatalf("shutdown=%v: a connection the owner took was reported rejected: %v", shutdown, r.err)
+		default:
+		}
+		in.Handshake.Close()
+		in.Reply <- nil
+	}
+
+	// The listener gives up first: REJECT, and the owner's late Claim fails.
+	h := start(t, opts{timeout: 200 * time.Millisecond})
+	hs, err := h.client("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := h.nextInbound()
+	f, p := nextFrame(t, hs)
+	if c, _ := wire.ParseClose(p); f.Type != wire.TypeReject || c.Code != wire.CodeBusy {
+		t.Fatalf("client got %s %+v, want REJECT busy", wire.TypeName(f.Type), c)
+	}
+	if in.Handshake.Claim() {
+		t.Fatal("the owner took a connection the listener had refused")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/slc-go/slc/codec"
@@ -28,10 +29,31 @@ type Handshake struct {
 	ser  [256]codec.Serializer // by the remote's serializer ID
 	sid  [256]codec.ID         // local ID of each of them
 	comp [256]codec.Compressor // by the remote's compressor ID
+
+	// owner settles, once, whether a session took the connection (Claim)
+	// or whoever handed it over gave up on it (Abandon).
+	owner atomic.Int32 // 0 open, 1 claimed, 2 abandoned
 }
 
 // Close closes the connection.
 func (h *Handshake) Close() error { return h.Conn.Close() }
+
+// Claim marks the connection as taken by a session, which will serve it.
+// It reports false when Abandon came first: the connection is being
+// refused and must not be served. A connection nobody abandons (one this
+// node dialed) is claimed at once.
+func (h *Handshake) Claim() bool {
+	return h.owner.CompareAndSwap(0, 1) || h.owner.Load() == 1
+}
+
+// Abandon marks the connection as refused unless a session claimed it
+// first, and reports whether the caller may refuse it (Reject). A listener
+// that stops waiting for its owner's answer calls it: by then the owner
+// may have taken the connection and be serving it, and a REJECT written
+// after the session's RESUME would break a good connection.
+func (h *Handshake) Abandon() bool {
+	return h.owner.CompareAndSwap(0, 2) || h.owner.Load() == 2
+}
 
 // RunHandshake performs the first part of a connection's handshake on
 // conn: preamble, security upgrade and hello exchange. It honors ctx and

@@ -243,6 +243,10 @@ func (s *Session) Handoff(hs *Handshake) bool {
 		hs.Close()
 		return false
 	}
+	if !hs.Claim() {
+		// The listener gave up waiting and refuses it.
+		return false
+	}
 	if s.pending != nil {
 		s.pending.Close()
 	}
