@@ -36,19 +36,7 @@ func TestSecureCipher(t *testing.T) {
 			il, id := newIdentity(t), newIdentity(t)
 			l := newComm(t, "cipher-l", append([]slc.Option{slc.WithIdentity(il), slc.WithAuthorizedKeys(id.PublicKey())}, tc.listener...)...)
 			d := newComm(t, "cipher-d", append([]slc.Option{slc.WithIdentity(id), slc.WithAuthorizedKeys(il.PublicKey())}, tc.dialer...)...)
-			proxy, err := testutil.NewProxy(listen(t, l))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer proxy.Close()
-			tap := &secureTap{}
-			proxy.CorruptFunc(tap.hook)
-			lEv := watch(t, l)
-			p, err := d.Connect(ctx, proxy.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			peerUp(ctx, t, lEv, "cipher-d")
+			tap, p := tappedPair(ctx, t, l, d)
 			if _, err := d.Send(ctx, Seq{N: 1}, p); err != nil {
 				t.Fatal(err)
 			}

@@ -64,6 +64,27 @@ func (tp *secureTap) bytes(dir testutil.Direction) []byte {
 	return bytes.Clone(tp.buf[dir].Bytes())
 }
 
+// tappedPair connects d to l through a proxy whose tap records the bytes
+// both ways, and waits until l has the session too. It returns d's peer ID
+// for l; the proxy closes when the test ends.
+func tappedPair(ctx context.Context, t *testing.T, l, d *slc.Communicator) (*secureTap, slc.PeerID) {
+	t.Helper()
+	proxy, err := testutil.NewProxy(listen(t, l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	tap := &secureTap{}
+	proxy.CorruptFunc(tap.hook)
+	lEv := watch(t, l)
+	p, err := d.Connect(ctx, proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerUp(ctx, t, lEv, d.Name())
+	return tap, p
+}
+
 // peerUp waits until c's session with name is up on c's side (a listener
 // learns of a connection after the dialer's Connect returned).
 func peerUp(ctx context.Context, t *testing.T, ev *events, name slc.PeerID) {
@@ -263,19 +284,7 @@ func TestSecureTrafficHidesPlaintext(t *testing.T) {
 		ia, ib := newIdentity(t), newIdentity(t)
 		a := newComm(t, "tap-listener-node", opts(ia, ib)...)
 		b := newComm(t, "tap-dialer-node", opts(ib, ia)...)
-		proxy, err := testutil.NewProxy(listen(t, a))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer proxy.Close()
-		tap := &secureTap{}
-		proxy.CorruptFunc(tap.hook)
-		aEv := watch(t, a)
-		p, err := b.Connect(ctx, proxy.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		peerUp(ctx, t, aEv, "tap-dialer-node")
+		tap, p := tappedPair(ctx, t, a, b)
 		id, err := b.Send(ctx, Seq{N: 1, Payload: []byte(marker)}, p)
 		if err != nil {
 			t.Fatal(err)
