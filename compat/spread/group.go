@@ -17,7 +17,7 @@ import (
 // with Client.Group.
 //
 // The mapping: a sender or member is its Spread private group name as a
-// slc.PeerID; Service and Reason have the same values; a ViewID's
+// slc.PeerID; Service is the same type and Reason has the same values; a ViewID's
 // Coordinator is the daemon's proc_id in decimal, Config its membership
 // time and Seq the view index; a Message's Body and Raw are the bytes
 // (Type is "", as for []byte in group), Serial is 0 (Spread does not
@@ -46,12 +46,12 @@ func (g *GroupClient) Leave(ctx context.Context, name string) error { return g.c
 
 // Multicast sends v ([]byte or string) to group (see Client.Multicast).
 func (g *GroupClient) Multicast(ctx context.Context, svc group.Service, name string, msgType int16, v any) (uint64, error) {
-	return g.c.Multicast(ctx, Service(svc), name, msgType, v)
+	return g.c.Multicast(ctx, svc, name, msgType, v)
 }
 
 // MulticastGroups sends v to several groups (see Client.MulticastGroups).
 func (g *GroupClient) MulticastGroups(ctx context.Context, svc group.Service, groups []string, msgType int16, v any) (uint64, error) {
-	return g.c.MulticastGroups(ctx, Service(svc), groups, msgType, v)
+	return g.c.MulticastGroups(ctx, svc, groups, msgType, v)
 }
 
 // Receive returns the next delivery as a *group.Message or a
@@ -89,7 +89,7 @@ func ToGroup(d Delivery) group.Delivery {
 		m := &group.Message{
 			Sender:  slc.PeerID(d.Sender),
 			Groups:  d.Groups,
-			Service: group.Service(d.Service),
+			Service: d.Service,
 			MsgType: d.MsgType,
 			Body:    d.Body,
 			Raw:     d.Raw,

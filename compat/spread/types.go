@@ -3,61 +3,27 @@ package spread
 import (
 	"fmt"
 	"strings"
+
+	"github.com/slc-go/slc/group"
 )
 
-// Service is a message's service level. The names and values are those of
-// Spread (sp.h) and of slc's group package: exactly one level is set, and
+// Service is a message's service level: slc's group.Service, whose names
+// and values are those of Spread (sp.h). Exactly one level is set, and
 // SelfDiscard may be added to it.
 //
 //	c.Multicast(ctx, spread.Agreed|spread.SelfDiscard, "chat", 0, text)
-type Service uint16
+type Service = group.Service
 
 // Service levels, with Spread's meanings (see group.Service).
 const (
-	Unreliable  Service = 0x01 // UNRELIABLE_MESS
-	Reliable    Service = 0x02 // RELIABLE_MESS
-	FIFO        Service = 0x04 // FIFO_MESS
-	Causal      Service = 0x08 // CAUSAL_MESS
-	Agreed      Service = 0x10 // AGREED_MESS
-	Safe        Service = 0x20 // SAFE_MESS
-	SelfDiscard Service = 0x40 // SELF_DISCARD: the sender does not get its own copy
+	Unreliable  = group.Unreliable  // UNRELIABLE_MESS
+	Reliable    = group.Reliable    // RELIABLE_MESS
+	FIFO        = group.FIFO        // FIFO_MESS
+	Causal      = group.Causal      // CAUSAL_MESS
+	Agreed      = group.Agreed      // AGREED_MESS
+	Safe        = group.Safe        // SAFE_MESS
+	SelfDiscard = group.SelfDiscard // SELF_DISCARD: the sender does not get its own copy
 )
-
-const levels = Unreliable | Reliable | FIFO | Causal | Agreed | Safe
-
-// Level returns the service level without SelfDiscard.
-func (s Service) Level() Service { return s & levels }
-
-// Valid reports whether exactly one level is set and no unknown bit.
-func (s Service) Valid() bool {
-	l := s.Level()
-	return l != 0 && l&(l-1) == 0 && s&^(levels|SelfDiscard) == 0
-}
-
-// String returns the level's name, with "|self-discard" when set.
-func (s Service) String() string {
-	var name string
-	switch s.Level() {
-	case Unreliable:
-		name = "unreliable"
-	case Reliable:
-		name = "reliable"
-	case FIFO:
-		name = "fifo"
-	case Causal:
-		name = "causal"
-	case Agreed:
-		name = "agreed"
-	case Safe:
-		name = "safe"
-	default:
-		return fmt.Sprintf("service(%#x)", uint16(s))
-	}
-	if s&SelfDiscard != 0 {
-		name += "|self-discard"
-	}
-	return name
-}
 
 // ParseService parses a level name ("fifo", "agreed", ...), optionally
 // followed by "|self-discard".
