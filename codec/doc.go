@@ -18,6 +18,25 @@
 // decoded value holds. NewMsgpack makes variants, for instance one that
 // encodes structs as arrays; every variant decodes both struct forms.
 //
+// Structs are coded without the msgpack library's reflection: the first
+// time the serializer meets a struct type it compiles a plan (field
+// offsets, names already encoded, a coder per field kind) and from then on
+// reads and writes the struct's memory directly, four to six times faster
+// than the library for a small struct. The bytes are exactly the
+// library's, and so are the decoded values: a plan follows the library's
+// rules (the "msgpack" tag's name, "-" and omitempty, unexported fields
+// skipped, compact integers, nil for a nil []byte or pointer), fields the
+// plan does not cover (maps, slices other than []byte, arrays, interfaces,
+// time.Time, types with their own marshalers) are coded by the library in
+// place, and a type is left to the library entirely when it uses what a
+// plan does not follow (embedded structs, the _msgpack field, tag options
+// other than omitempty). A plan is checked when it is made: a probe of the
+// type must encode the same both ways, which also catches an extension or
+// encoder registered with the library for one of its field types; register
+// those before a type is first encoded or decoded. On decoding, forms the
+// library accepts and a plan does not take (a nil for a string, an integer
+// for a float, a bin map key) are decoded again by the library.
+//
 //	s, _ := codec.SerializerByID(codec.Msgpack)
 //	buf, err = s.Append(buf[:0], &order) // reuse buf for the next message
 //

@@ -3,7 +3,9 @@ package codec
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"sync"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -108,6 +110,23 @@ func (s *msgpackSerializer) Name() string   { return "msgpack" }
 func (s *msgpackSerializer) Version() uint8 { return 1 }
 
 func (s *msgpackSerializer) Append(dst []byte, v any) ([]byte, error) {
+	if p, base := planOf(v); p != nil {
+		var e *msgpackEncoder
+		if p.lib {
+			e = s.encoders.Get().(*msgpackEncoder)
+			defer s.encoders.Put(e)
+		}
+		out, err := p.append(dst, base, e, s.arrayStructs)
+		if err != nil {
+			return dst, err
+		}
+		return out, nil
+	}
+	return s.appendLib(dst, v)
+}
+
+// appendLib encodes v with the msgpack library alone.
+func (s *msgpackSerializer) appendLib(dst []byte, v any) ([]byte, error) {
 	e := s.encoders.Get().(*msgpackEncoder)
 	e.w.b = dst
 	err := e.enc.Encode(v)
@@ -121,6 +140,16 @@ func (s *msgpackSerializer) Append(dst []byte, v any) ([]byte, error) {
 }
 
 func (s *msgpackSerializer) Unmarshal(data []byte, v any) error {
+	p, base := planOf(v)
+	if p != nil && (base == nil || reflect.TypeOf(v).Kind() != reflect.Pointer) {
+		p = nil
+	}
+	// Without library fields, the fast path checks every length against
+	// the input itself, nests no deeper than the type, and takes exactly
+	// one value: the checking pass is needed only when it gives up.
+	if p != nil && !p.lib && p.depth <= s.maxDepth && s.fastDecode(p, data, base) {
+		return nil
+	}
 	if err := checkMsgpack(data, s.maxDepth); err != nil {
 		return err
 	}
@@ -131,7 +160,55 @@ func (s *msgpackSerializer) Unmarshal(data []byte, v any) error {
 		}
 		return err
 	}
+	if p != nil && p.lib && isZeroMem(base, p.typ.Size()) {
+		if s.fastDecode(p, data, base) {
+			return nil
+		}
+		// Decoding a library field over what the fast path left (an
+		// interface holding a value, say) is not what decoding it fresh
+		// gives; start again from the zero value the caller passed.
+		reflect.NewAt(p.typ, base).Elem().SetZero()
+	}
+	return s.unmarshalLib(data, v)
+}
+
+// zeroMem is compared with a struct's memory to tell a fresh value.
+var zeroMem [1024]byte
+
+// isZeroMem reports whether the size bytes at p are all zero (and size is
+// small enough to tell).
+func isZeroMem(p unsafe.Pointer, size uintptr) bool {
+	return size <= uintptr(len(zeroMem)) && string(unsafe.Slice((*byte)(p), size)) == string(zeroMem[:size])
+}
+
+// unmarshalLib decodes checked input into v with the msgpack library
+// alone.
+func (s *msgpackSerializer) unmarshalLib(data []byte, v any) error {
 	return s.decode(data, func(d *msgpack.Decoder) error { return d.Decode(v) })
+}
+
+// fastDecode decodes checked input into the struct at base with its plan,
+// and reports whether the fast path took all of it. When it did not, the
+// caller decodes again with the library.
+func (s *msgpackSerializer) fastDecode(p *fastPlan, data []byte, base unsafe.Pointer) (ok bool) {
+	d := fastDecoder{b: data, ok: true}
+	if p.lib {
+		d.lib = s.decoders.Get().(*msgpackDecoder)
+	}
+	defer func() {
+		// A library field can panic on malformed input (as in decode);
+		// the library's own pass then reports it.
+		if r := recover(); r != nil {
+			ok = false
+			return
+		}
+		if d.lib != nil {
+			d.lib.r.Reset(nil)
+			s.decoders.Put(d.lib)
+		}
+	}()
+	p.decode(&d, base)
+	return d.ok && d.pos == len(data)
 }
 
 func (s *msgpackSerializer) Generic(data []byte) (any, error) {

@@ -1,0 +1,928 @@
+package codec
+
+import (
+	"encoding"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The msgpack serializer encodes and decodes most structs without the
+// msgpack library's reflection: the first time it meets a struct type it
+// compiles a plan (field offsets, names already encoded as msgpack strings,
+// and a coder per field kind), and from then on it reads and writes the
+// struct's memory directly. The bytes are exactly the library's: a plan is
+// used only for types whose every rule the plan follows, and only after a
+// probe of the type encodes identically both ways. Fields the plan does not
+// cover (maps, slices other than []byte, arrays, interfaces, time.Time,
+// types with their own marshalers) are coded by the library in place, so a
+// struct with one such field still takes the fast path for the others.
+//
+// Decoding takes the fast path for the encodings the library itself
+// produces (maps keyed by name or arrays in field order, the native code of
+// each field's kind). On anything else (a nil where a string is expected,
+// an integer for a float, a bin map key) the value is decoded again from the
+// start by the library, which gives its result or its error. Re-decoding
+// over a partly filled value gives the library's result, since each field
+// is decoded by overwriting it.
+
+// fastKind is how a plan codes one field.
+type fastKind uint8
+
+const (
+	kLib fastKind = iota // by the msgpack library
+	kBool
+	kInt
+	kInt8
+	kInt16
+	kInt32
+	kInt64
+	kUint
+	kUint8
+	kUint16
+	kUint32
+	kUint64
+	kFloat32
+	kFloat64
+	kString
+	kBytes
+	kStruct
+	kPtr
+)
+
+// fastCoder codes one value of a type: a basic kind, a struct (with its
+// plan), a pointer (with its element's coder) or the library.
+type fastCoder struct {
+	kind fastKind
+	typ  reflect.Type
+	plan *fastPlan  // kStruct
+	elem *fastCoder // kPtr
+}
+
+type fastField struct {
+	name      string
+	key       []byte // name encoded as a msgpack string
+	off       uintptr
+	omitEmpty bool
+	c         fastCoder
+}
+
+// fastPlan is the compiled form of a struct type.
+type fastPlan struct {
+	typ     reflect.Type
+	fields  []fastField
+	mapHead []byte // the map header when no field is omitted
+	arrHead []byte // the array header (every field)
+	hasOmit bool
+	lib     bool // some field, here or in a nested plan, is the library's
+	depth   int  // how deep the plan's own maps or arrays nest
+}
+
+var (
+	marshalerIfaces = []reflect.Type{
+		reflect.TypeFor[msgpack.CustomEncoder](),
+		reflect.TypeFor[msgpack.Marshaler](),
+		reflect.TypeFor[encoding.BinaryMarshaler](),
+		reflect.TypeFor[encoding.TextMarshaler](),
+		reflect.TypeFor[msgpack.CustomDecoder](),
+		reflect.TypeFor[msgpack.Unmarshaler](),
+		reflect.TypeFor[encoding.BinaryUnmarshaler](),
+		reflect.TypeFor[encoding.TextUnmarshaler](),
+	}
+	isZeroerIface = reflect.TypeFor[interface{ IsZero() bool }]()
+)
+
+// hasOwnCoding reports whether t or *t implements an interface through
+// which the library lets a type code itself.
+func hasOwnCoding(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	for _, it := range marshalerIfaces {
+		if t.Implements(it) || pt.Implements(it) {
+			return true
+		}
+	}
+	return false
+}
+
+// planCache maps a struct type to its plan, or to nil when the type is
+// coded by the library. Readers load the map without a lock; a new entry
+// copies it.
+type planCache struct {
+	mu   sync.Mutex
+	m    atomic.Pointer[map[reflect.Type]*fastPlan]
+	last atomic.Pointer[fastPlan] // the last plan found, checked first
+}
+
+var plans planCache
+
+func (c *planCache) get(t reflect.Type) (*fastPlan, bool) {
+	if m := c.m.Load(); m != nil {
+		p, ok := (*m)[t]
+		return p, ok
+	}
+	return nil, false
+}
+
+// lookup returns t's plan, compiling (and verifying) it on first use. nil
+// means the library codes t.
+func (c *planCache) lookup(t reflect.Type) *fastPlan {
+	if p := c.last.Load(); p != nil && p.typ == t {
+		return p
+	}
+	if p, ok := c.get(t); ok {
+		if p != nil {
+			c.last.Store(p)
+		}
+		return p
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.get(t); ok {
+		return p
+	}
+	p := compilePlan(t, map[reflect.Type]bool{})
+	if p != nil && !verifyPlan(p) {
+		p = nil
+	}
+	old := c.m.Load()
+	nm := make(map[reflect.Type]*fastPlan, 1)
+	if old != nil {
+		for k, v := range *old {
+			nm[k] = v
+		}
+	}
+	nm[t] = p
+	c.m.Store(&nm)
+	return p
+}
+
+// compilePlan returns the plan for struct type t, or nil when some rule of
+// the library's for t is not one a plan follows. busy holds the structs
+// being compiled, so recursive types are left to the library.
+func compilePlan(t reflect.Type, busy map[reflect.Type]bool) *fastPlan {
+	if t.Kind() != reflect.Struct || busy[t] || hasOwnCoding(t) || isDirectIface(t) {
+		return nil
+	}
+	busy[t] = true
+	defer delete(busy, t)
+	p := &fastPlan{typ: t}
+	seen := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("msgpack")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" && opts == "" {
+			continue
+		}
+		if f.Name == "_msgpack" || f.Anonymous {
+			return nil // struct options and inlining: the library's
+		}
+		if !f.IsExported() {
+			continue
+		}
+		omit := false
+		for o := range strings.SplitSeq(opts, ",") {
+			switch o {
+			case "":
+			case "omitempty":
+				omit = true
+			default:
+				return nil // intern, alias, inline and the like
+			}
+		}
+		if strings.ContainsAny(name, `'"\`) {
+			return nil // quoted names: the tag parser's rules
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if seen[name] {
+			return nil // the library logs and keeps the last
+		}
+		seen[name] = true
+		c := compileCoder(f.Type, busy)
+		if omit && !omitSimple(c) {
+			return nil
+		}
+		p.fields = append(p.fields, fastField{
+			name:      name,
+			key:       append(appendStrHead(nil, len(name)), name...),
+			off:       f.Offset,
+			omitEmpty: omit,
+			c:         c,
+		})
+		p.hasOmit = p.hasOmit || omit
+		p.lib = p.lib || c.usesLib()
+		if sp := c.structPlan(); sp != nil {
+			p.depth = max(p.depth, sp.depth)
+		}
+	}
+	p.depth++
+	p.mapHead = appendMapHead(nil, len(p.fields))
+	p.arrHead = appendArrayHead(nil, len(p.fields))
+	return p
+}
+
+// usesLib reports whether coding a c goes through the library.
+func (c *fastCoder) usesLib() bool {
+	switch c.kind {
+	case kLib:
+		return true
+	case kStruct:
+		return c.plan.lib
+	case kPtr:
+		return c.elem.usesLib()
+	}
+	return false
+}
+
+// structPlan returns the plan of a struct or pointer-to-struct coder.
+func (c *fastCoder) structPlan() *fastPlan {
+	switch c.kind {
+	case kStruct:
+		return c.plan
+	case kPtr:
+		return c.elem.structPlan()
+	}
+	return nil
+}
+
+// omitSimple reports whether a plan can decide emptiness for omitempty the
+// way the library does: for basic kinds and pointers without an IsZero
+// method.
+func omitSimple(c fastCoder) bool {
+	if c.kind == kLib || c.kind == kStruct || c.typ.Implements(isZeroerIface) {
+		return false
+	}
+	return true
+}
+
+func compileCoder(t reflect.Type, busy map[reflect.Type]bool) fastCoder {
+	lib := fastCoder{kind: kLib, typ: t}
+	if t.Kind() == reflect.Pointer {
+		if hasOwnCoding(t.Elem()) {
+			return lib
+		}
+		e := compileCoder(t.Elem(), busy)
+		if e.kind == kLib || e.kind == kPtr {
+			return lib
+		}
+		return fastCoder{kind: kPtr, typ: t, elem: &e}
+	}
+	if hasOwnCoding(t) {
+		return lib
+	}
+	k := kLib
+	switch t.Kind() {
+	case reflect.Bool:
+		k = kBool
+	case reflect.Int:
+		k = kInt
+	case reflect.Int8:
+		k = kInt8
+	case reflect.Int16:
+		k = kInt16
+	case reflect.Int32:
+		k = kInt32
+	case reflect.Int64:
+		k = kInt64
+	case reflect.Uint:
+		k = kUint
+	case reflect.Uint8:
+		k = kUint8
+	case reflect.Uint16:
+		k = kUint16
+	case reflect.Uint32:
+		k = kUint32
+	case reflect.Uint64:
+		k = kUint64
+	case reflect.Float32:
+		k = kFloat32
+	case reflect.Float64:
+		k = kFloat64
+	case reflect.String:
+		k = kString
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			k = kBytes
+		}
+	case reflect.Struct:
+		if sp := compilePlan(t, busy); sp != nil {
+			return fastCoder{kind: kStruct, typ: t, plan: sp}
+		}
+	}
+	return fastCoder{kind: k, typ: t}
+}
+
+// isDirectIface reports whether an interface holding a t stores the value
+// itself in its data word instead of a pointer to it (the compiler's rule).
+func isDirectIface(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Chan, reflect.Map, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return t.Len() == 1 && isDirectIface(t.Elem())
+	case reflect.Struct:
+		return t.NumField() == 1 && isDirectIface(t.Field(0).Type)
+	}
+	return false
+}
+
+// verifyPlan encodes two probes of p's type (zero, and every field set and
+// every pointer allocated) with the plan and with the library, both as maps
+// and as arrays, and reports whether the bytes agree. It catches what the
+// plan cannot see: an extension or encoder registered with the library for
+// one of the types involved.
+func verifyPlan(p *fastPlan) bool {
+	for _, fill := range []bool{false, true} {
+		v := reflect.New(p.typ)
+		if fill {
+			probeFill(v.Elem(), 0)
+		}
+		for _, arr := range []bool{false, true} {
+			var w appendWriter
+			enc := msgpack.NewEncoder(&w)
+			enc.UseCompactInts(true)
+			enc.UseArrayEncodedStructs(arr)
+			if err := enc.EncodeValue(v.Elem()); err != nil {
+				return false
+			}
+			var e msgpackEncoder
+			e.enc = msgpack.NewEncoder(&e.w)
+			e.enc.UseCompactInts(true)
+			e.enc.UseArrayEncodedStructs(arr)
+			got, err := p.append(nil, v.UnsafePointer(), &e, arr)
+			if err != nil || string(got) != string(w.b) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// probeFill sets every basic field of v to a non-zero value and allocates
+// every pointer, to a small depth.
+func probeFill(v reflect.Value, depth int) {
+	if depth > 8 || !v.CanSet() {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1.5)
+	case reflect.String:
+		v.SetString("a")
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+			v.Index(0).SetUint(1)
+		}
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		probeFill(v.Elem(), depth+1)
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			probeFill(v.Field(i), depth+1)
+		}
+	}
+}
+
+// planOf returns the plan for v's dynamic type and a pointer to v's struct
+// when v is a struct or a non-nil pointer to one that has a plan.
+func planOf(v any) (*fastPlan, unsafe.Pointer) {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return nil, nil
+	}
+	data := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+	switch t.Kind() {
+	case reflect.Struct:
+		if p := plans.lookup(t); p != nil {
+			return p, data
+		}
+	case reflect.Pointer:
+		if data == nil || t.Elem().Kind() != reflect.Struct {
+			return nil, nil
+		}
+		if p := plans.lookup(t.Elem()); p != nil {
+			return p, data
+		}
+	}
+	return nil, nil
+}
+
+// ---- encoding
+
+func appendStrHead(b []byte, n int) []byte {
+	switch {
+	case n < 32:
+		return append(b, 0xa0|byte(n))
+	case n < 256:
+		return append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xda, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+}
+
+func appendBinHead(b []byte, n int) []byte {
+	switch {
+	case n < 256:
+		return append(b, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xc5, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
+}
+
+func appendMapHead(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xde, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
+}
+
+func appendArrayHead(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xdc, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
+}
+
+// appendUint and appendInt write the most compact form, as the library's
+// EncodeUint and EncodeInt do.
+func appendUint(b []byte, n uint64) []byte {
+	switch {
+	case n <= math.MaxInt8:
+		return append(b, byte(n))
+	case n <= math.MaxUint8:
+		return append(b, 0xcc, byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xcd, byte(n>>8), byte(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
+}
+
+func appendInt(b []byte, n int64) []byte {
+	switch {
+	case n >= 0:
+		return appendUint(b, uint64(n))
+	case n >= -32:
+		return append(b, byte(n))
+	case n >= math.MinInt8:
+		return append(b, 0xd0, byte(n))
+	case n >= math.MinInt16:
+		return append(b, 0xd1, byte(n>>8), byte(n))
+	case n >= math.MinInt32:
+		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
+}
+
+// append encodes the struct at base after b. e supplies the library's
+// encoder for the fields the plan leaves to it; its output buffer is b
+// while it runs.
+func (p *fastPlan) append(b []byte, base unsafe.Pointer, e *msgpackEncoder, arr bool) ([]byte, error) {
+	switch {
+	case arr:
+		b = append(b, p.arrHead...)
+	case !p.hasOmit:
+		b = append(b, p.mapHead...)
+	default:
+		n := 0
+		for i := range p.fields {
+			f := &p.fields[i]
+			if !f.omitEmpty || !isEmpty(&f.c, unsafe.Add(base, f.off)) {
+				n++
+			}
+		}
+		b = appendMapHead(b, n)
+	}
+	for i := range p.fields {
+		f := &p.fields[i]
+		fp := unsafe.Add(base, f.off)
+		if !arr {
+			if f.omitEmpty && isEmpty(&f.c, fp) {
+				continue
+			}
+			b = append(b, f.key...)
+		}
+		var err error
+		if b, err = f.c.append(b, fp, e, arr); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+func isEmpty(c *fastCoder, p unsafe.Pointer) bool {
+	switch c.kind {
+	case kBool:
+		return !*(*bool)(p)
+	case kInt, kUint:
+		return *(*uint)(p) == 0
+	case kInt8, kUint8:
+		return *(*uint8)(p) == 0
+	case kInt16, kUint16:
+		return *(*uint16)(p) == 0
+	case kInt32, kUint32:
+		return *(*uint32)(p) == 0
+	case kInt64, kUint64:
+		return *(*uint64)(p) == 0
+	case kFloat32:
+		return *(*float32)(p) == 0
+	case kFloat64:
+		return *(*float64)(p) == 0
+	case kString:
+		return len(*(*string)(p)) == 0
+	case kBytes:
+		return len(*(*[]byte)(p)) == 0
+	case kPtr:
+		return *(*unsafe.Pointer)(p) == nil
+	}
+	return false
+}
+
+func (c *fastCoder) append(b []byte, p unsafe.Pointer, e *msgpackEncoder, arr bool) ([]byte, error) {
+	switch c.kind {
+	case kBool:
+		if *(*bool)(p) {
+			return append(b, 0xc3), nil
+		}
+		return append(b, 0xc2), nil
+	case kInt:
+		return appendInt(b, int64(*(*int)(p))), nil
+	case kInt8:
+		return appendInt(b, int64(*(*int8)(p))), nil
+	case kInt16:
+		return appendInt(b, int64(*(*int16)(p))), nil
+	case kInt32:
+		return appendInt(b, int64(*(*int32)(p))), nil
+	case kInt64:
+		return appendInt(b, *(*int64)(p)), nil
+	case kUint:
+		return appendUint(b, uint64(*(*uint)(p))), nil
+	case kUint8:
+		return appendUint(b, uint64(*(*uint8)(p))), nil
+	case kUint16:
+		return appendUint(b, uint64(*(*uint16)(p))), nil
+	case kUint32:
+		return appendUint(b, uint64(*(*uint32)(p))), nil
+	case kUint64:
+		return appendUint(b, *(*uint64)(p)), nil
+	case kFloat32:
+		return binary.BigEndian.AppendUint32(append(b, 0xca), math.Float32bits(*(*float32)(p))), nil
+	case kFloat64:
+		return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(*(*float64)(p))), nil
+	case kString:
+		s := *(*string)(p)
+		return append(appendStrHead(b, len(s)), s...), nil
+	case kBytes:
+		s := *(*[]byte)(p)
+		if s == nil {
+			return append(b, 0xc0), nil
+		}
+		return append(appendBinHead(b, len(s)), s...), nil
+	case kStruct:
+		return c.plan.append(b, p, e, arr)
+	case kPtr:
+		q := *(*unsafe.Pointer)(p)
+		if q == nil {
+			return append(b, 0xc0), nil
+		}
+		return c.elem.append(b, q, e, arr)
+	}
+	// The library, writing into b through e.
+	e.w.b = b
+	err := e.enc.EncodeValue(reflect.NewAt(c.typ, p).Elem())
+	b = e.w.b
+	e.w.b = nil
+	return b, err
+}
+
+// ---- decoding
+
+// fastDecoder reads checked msgpack input; ok turns false, for good, at
+// the first encoding the fast path does not take.
+type fastDecoder struct {
+	b   []byte
+	pos int
+	ok  bool
+	lib *msgpackDecoder
+}
+
+func (d *fastDecoder) fail() { d.ok = false }
+
+func (d *fastDecoder) byte() byte {
+	if d.pos >= len(d.b) {
+		d.fail()
+		return 0xc1
+	}
+	c := d.b[d.pos]
+	d.pos++
+	return c
+}
+
+func (d *fastDecoder) take(n int) []byte {
+	if n < 0 || n > len(d.b)-d.pos {
+		d.fail()
+		return nil
+	}
+	s := d.b[d.pos : d.pos+n]
+	d.pos += n
+	return s
+}
+
+func (d *fastDecoder) be(n int) uint64 {
+	s := d.take(n)
+	var v uint64
+	for _, c := range s {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// int reads any integer encoding, as the library's int does.
+func (d *fastDecoder) int() int64 {
+	c := d.byte()
+	switch {
+	case c <= 0x7f || c >= 0xe0:
+		return int64(int8(c))
+	case c == 0xcc:
+		return int64(d.be(1))
+	case c == 0xcd:
+		return int64(d.be(2))
+	case c == 0xce:
+		return int64(d.be(4))
+	case c == 0xcf, c == 0xd3:
+		return int64(d.be(8))
+	case c == 0xd0:
+		return int64(int8(d.be(1)))
+	case c == 0xd1:
+		return int64(int16(d.be(2)))
+	case c == 0xd2:
+		return int64(int32(d.be(4)))
+	}
+	d.fail()
+	return 0
+}
+
+// strLen reads a str header.
+func (d *fastDecoder) strLen() int {
+	c := d.byte()
+	switch {
+	case c >= 0xa0 && c <= 0xbf:
+		return int(c & 0x1f)
+	case c == 0xd9:
+		return int(d.be(1))
+	case c == 0xda:
+		return int(d.be(2))
+	case c == 0xdb:
+		return int(d.be(4))
+	}
+	d.fail()
+	return 0
+}
+
+// skip passes over one value of checked input.
+func (d *fastDecoder) skip() {
+	for left := 1; left > 0 && d.ok; left-- {
+		c := d.byte()
+		switch {
+		case c <= 0x7f || c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
+		case c <= 0x8f:
+			left += 2 * int(c&0x0f)
+		case c <= 0x9f:
+			left += int(c & 0x0f)
+		case c <= 0xbf:
+			d.take(int(c & 0x1f))
+		case c == 0xc4 || c == 0xd9:
+			d.take(int(d.be(1)))
+		case c == 0xc5 || c == 0xda:
+			d.take(int(d.be(2)))
+		case c == 0xc6 || c == 0xdb:
+			d.take(int(d.be(4)))
+		case c == 0xc7:
+			d.take(int(d.be(1)) + 1)
+		case c == 0xc8:
+			d.take(int(d.be(2)) + 1)
+		case c == 0xc9:
+			d.take(int(d.be(4)) + 1)
+		case c == 0xca || c == 0xce || c == 0xd2:
+			d.take(4)
+		case c == 0xcb || c == 0xcf || c == 0xd3:
+			d.take(8)
+		case c == 0xcc || c == 0xd0:
+			d.take(1)
+		case c == 0xcd || c == 0xd1:
+			d.take(2)
+		case c >= 0xd4 && c <= 0xd8:
+			d.take(1 + 1<<(c-0xd4))
+		case c == 0xdc:
+			left += int(d.be(2))
+		case c == 0xdd:
+			left += int(d.be(4))
+		case c == 0xde:
+			left += 2 * int(d.be(2))
+		case c == 0xdf:
+			left += 2 * int(d.be(4))
+		default:
+			d.fail()
+		}
+	}
+}
+
+// decode fills the struct at base.
+func (p *fastPlan) decode(d *fastDecoder, base unsafe.Pointer) {
+	c := d.byte()
+	var n int
+	isMap := true
+	switch {
+	case c >= 0x80 && c <= 0x8f:
+		n = int(c & 0x0f)
+	case c == 0xde:
+		n = int(d.be(2))
+	case c == 0xdf:
+		n = int(d.be(4))
+	case c >= 0x90 && c <= 0x9f:
+		n, isMap = int(c&0x0f), false
+	case c == 0xdc:
+		n, isMap = int(d.be(2)), false
+	case c == 0xdd:
+		n, isMap = int(d.be(4)), false
+	default:
+		d.fail()
+		return
+	}
+	if !isMap {
+		// The library zeroes the struct for an empty array and refuses
+		// any other length than the field count.
+		if n != len(p.fields) || n == 0 {
+			d.fail()
+			return
+		}
+		for i := range p.fields {
+			f := &p.fields[i]
+			f.c.decode(d, unsafe.Add(base, f.off))
+			if !d.ok {
+				return
+			}
+		}
+		return
+	}
+	next := 0 // the field most likely to come next
+	for ; n > 0 && d.ok; n-- {
+		kl := d.strLen()
+		key := d.take(kl)
+		if !d.ok {
+			return
+		}
+		f := p.field(key, next)
+		if f < 0 {
+			d.skip()
+			continue
+		}
+		p.fields[f].c.decode(d, unsafe.Add(base, p.fields[f].off))
+		next = f + 1
+	}
+}
+
+// field returns the index of the field named key, looking at from first.
+func (p *fastPlan) field(key []byte, from int) int {
+	if from < len(p.fields) && string(key) == p.fields[from].name {
+		return from
+	}
+	for i := range p.fields {
+		if string(key) == p.fields[i].name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *fastCoder) decode(d *fastDecoder, p unsafe.Pointer) {
+	switch c.kind {
+	case kBool:
+		switch d.byte() {
+		case 0xc2:
+			*(*bool)(p) = false
+		case 0xc3:
+			*(*bool)(p) = true
+		default:
+			d.fail()
+		}
+	case kInt:
+		*(*int)(p) = int(d.int())
+	case kInt8:
+		*(*int8)(p) = int8(d.int())
+	case kInt16:
+		*(*int16)(p) = int16(d.int())
+	case kInt32:
+		*(*int32)(p) = int32(d.int())
+	case kInt64:
+		*(*int64)(p) = d.int()
+	case kUint:
+		*(*uint)(p) = uint(d.int())
+	case kUint8:
+		*(*uint8)(p) = uint8(d.int())
+	case kUint16:
+		*(*uint16)(p) = uint16(d.int())
+	case kUint32:
+		*(*uint32)(p) = uint32(d.int())
+	case kUint64:
+		*(*uint64)(p) = uint64(d.int())
+	case kFloat32:
+		if d.byte() != 0xca {
+			d.fail()
+			return
+		}
+		*(*float32)(p) = math.Float32frombits(uint32(d.be(4)))
+	case kFloat64:
+		switch d.byte() {
+		case 0xca:
+			*(*float64)(p) = float64(math.Float32frombits(uint32(d.be(4))))
+		case 0xcb:
+			*(*float64)(p) = math.Float64frombits(d.be(8))
+		default:
+			d.fail()
+		}
+	case kString:
+		s := d.take(d.strLen())
+		if d.ok {
+			*(*string)(p) = string(s)
+		}
+	case kBytes:
+		c := d.byte()
+		var n int
+		switch c {
+		case 0xc0:
+			*(*[]byte)(p) = nil
+			return
+		case 0xc4:
+			n = int(d.be(1))
+		case 0xc5:
+			n = int(d.be(2))
+		case 0xc6:
+			n = int(d.be(4))
+		default:
+			d.fail()
+			return
+		}
+		s := d.take(n)
+		if !d.ok {
+			return
+		}
+		// As the library's readN: the old slice is reused when it has
+		// room.
+		dst := (*[]byte)(p)
+		if *dst == nil || n > cap(*dst) {
+			*dst = make([]byte, n)
+		} else {
+			*dst = (*dst)[:n]
+		}
+		copy(*dst, s)
+	case kStruct:
+		c.plan.decode(d, p)
+	case kPtr:
+		if d.pos < len(d.b) && d.b[d.pos] == 0xc0 {
+			d.pos++
+			*(*unsafe.Pointer)(p) = nil
+			return
+		}
+		q := (*unsafe.Pointer)(p)
+		if *q == nil {
+			*q = reflect.New(c.elem.typ).UnsafePointer()
+		}
+		c.elem.decode(d, *q)
+	default:
+		// The library, reading from where d is.
+		lib := d.lib
+		rest := d.b[d.pos:]
+		lib.r.Reset(rest)
+		if err := lib.dec.DecodeValue(reflect.NewAt(c.typ, p).Elem()); err != nil {
+			d.fail()
+			return
+		}
+		d.pos += len(rest) - lib.r.Len()
+		lib.r.Reset(nil)
+	}
+}
