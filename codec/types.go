@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // MaxTypeName is the longest type name, in bytes, that RegisterType
@@ -79,17 +80,42 @@ func RegisterType[T any](name string) error {
 		nt.byName[k] = v
 	}
 	nt.byType[t] = name
-	nt.byName[name] = &typeInfo{name: name, typ: t, decode: decodeAs[T]}
+	nt.byName[name] = &typeInfo{name: name, typ: t, decode: decoderFor[T]()}
 	types.Store(nt)
 	return nil
 }
 
-func decodeAs[T any](s Serializer, data []byte) (any, error) {
-	p := new(T)
-	if err := s.Unmarshal(data, p); err != nil {
-		return nil, err
+// decoderFor returns the function that decodes a body into a new T and
+// returns it as an interface value.
+//
+// Converting a T to an interface copies it into a new allocation. For
+// types an interface holds by pointer, the function instead makes the
+// interface point at the T it decoded into, which nothing else references:
+// the layout the runtime gives any interface holding a T (a type word and
+// a pointer to a T that is never written again), without the copy.
+func decoderFor[T any]() func(s Serializer, data []byte) (any, error) {
+	if isDirectIface(reflect.TypeFor[T]()) {
+		return func(s Serializer, data []byte) (any, error) {
+			p := new(T)
+			if err := s.Unmarshal(data, p); err != nil {
+				return nil, err
+			}
+			return *p, nil
+		}
 	}
-	return *p, nil
+	var zero T
+	proto := any(zero)
+	typ := (*[2]unsafe.Pointer)(unsafe.Pointer(&proto))[0]
+	return func(s Serializer, data []byte) (any, error) {
+		p := new(T)
+		if err := s.Unmarshal(data, p); err != nil {
+			return nil, err
+		}
+		var v any
+		w := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))
+		w[0], w[1] = typ, unsafe.Pointer(p)
+		return v, nil
+	}
 }
 
 // TypeName returns the name registered for the dynamic type of v. A *T

@@ -3,6 +3,7 @@ package codec_test
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -243,6 +244,75 @@ func TestTypesConcurrent(t *testing.T) {
 	for i, v := range []any{c0{}, c1{}, c2{}, c3{}} {
 		if name, ok := codec.TypeName(v); !ok || name != fmt.Sprintf("test.c%d", i) {
 			t.Errorf("TypeName(%T) = %q, %t; want %q", v, name, ok, fmt.Sprintf("test.c%d", i))
+		}
+	}
+}
+
+type pointerShaped struct{ P *int }
+
+type shapeInt int
+
+type bigValue struct {
+	A, B, C, D int64
+	S          string
+}
+
+// Decode returns a T, by value, for every shape of T: one an interface
+// holds in its data word (a pointer-shaped struct, an int) and one it
+// holds by pointer; each decoded value is its own, and stays intact
+// across collections.
+func TestDecodeValueShapes(t *testing.T) {
+	for _, name := range []string{"test.shape.ptr", "test.shape.big", "test.shape.int"} {
+		var err error
+		switch name {
+		case "test.shape.ptr":
+			err = codec.RegisterType[pointerShaped](name)
+		case "test.shape.big":
+			err = codec.RegisterType[bigValue](name)
+		default:
+			err = codec.RegisterType[shapeInt](name)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mp := builtinSerializer(t, codec.Msgpack)
+	x := 7
+	cases := []struct {
+		name string
+		v    any
+	}{
+		{"test.shape.ptr", pointerShaped{&x}},
+		{"test.shape.big", bigValue{1, 2, 3, 4, "four"}},
+		{"test.shape.int", shapeInt(9)},
+	}
+	for _, c := range cases {
+		data, err := mp.Append(nil, c.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []any
+		for range 3 {
+			v, err := codec.Decode(c.name, mp, data)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			got = append(got, v)
+			runtime.GC()
+		}
+		for _, v := range got {
+			if reflect.TypeOf(v) != reflect.TypeOf(c.v) {
+				t.Fatalf("%s: decoded a %T, want %T", c.name, v, c.v)
+			}
+			if c.name == "test.shape.ptr" {
+				if *v.(pointerShaped).P != x {
+					t.Fatalf("%s: got %d", c.name, *v.(pointerShaped).P)
+				}
+				continue
+			}
+			if !reflect.DeepEqual(v, c.v) {
+				t.Fatalf("%s: got %+v, want %+v", c.name, v, c.v)
+			}
 		}
 	}
 }
