@@ -5,15 +5,15 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/slc-go/slc"
+	"github.com/slc-go/slc/codec"
 )
 
 // Sample is the typed message of the typed cells. slc sends it as a
 // registered type; the other systems carry the same struct encoded with
-// msgpack, with the settings slc's serializer uses (compact integers,
-// structs as maps), so every system puts the same bytes on the wire.
+// the same msgpack serializer (slc's codec package, usable on its own with
+// any transport), so every system puts the same bytes on the wire and
+// pays the same for encoding and decoding.
 //
 // Seq starts at seqBase, so it always encodes in 9 bytes and the encoded
 // size does not change during a run. Data is sized so that the msgpack
@@ -75,12 +75,11 @@ func sampleValue(seq uint64) float64 { return float64(seq&0xffff) + 0.5 }
 
 // encodedLen returns the msgpack size of a Sample with n bytes of data.
 func encodedLen(n int) int {
-	var buf bytes.Buffer
-	enc := newMsgpackEncoder(&buf)
-	if err := enc.Encode(&Sample{Seq: seqBase, Sensor: sensorName, Value: 0.5, Data: make([]byte, n)}); err != nil {
+	b, err := msgpackSerializer().Append(nil, &Sample{Seq: seqBase, Sensor: sensorName, Value: 0.5, Data: make([]byte, n)})
+	if err != nil {
 		panic(err)
 	}
-	return buf.Len()
+	return len(b)
 }
 
 // dataLen returns the Data length whose msgpack form is size bytes.
@@ -97,10 +96,13 @@ func dataLen(size int) (int, error) {
 	return 0, fmt.Errorf("typed messages need at least %d bytes, got %d", fixed, size)
 }
 
-func newMsgpackEncoder(w *bytes.Buffer) *msgpack.Encoder {
-	enc := msgpack.NewEncoder(w)
-	enc.UseCompactInts(true) // as slc's msgpack serializer
-	return enc
+// msgpackSerializer is the serializer slc uses for typed messages.
+func msgpackSerializer() codec.Serializer {
+	s, ok := codec.SerializerByID(codec.Msgpack)
+	if !ok {
+		panic("no msgpack serializer")
+	}
+	return s
 }
 
 // Encoder builds the messages of one sender. It is reused for every
@@ -110,8 +112,8 @@ type Encoder struct {
 	p   *Payload
 	raw []byte
 	s   Sample
-	buf bytes.Buffer
-	enc *msgpack.Encoder
+	buf []byte
+	ser codec.Serializer
 }
 
 // NewEncoder returns an encoder for p's messages.
@@ -119,8 +121,8 @@ func (p *Payload) NewEncoder() *Encoder {
 	e := &Encoder{p: p}
 	if p.Typed {
 		e.s = Sample{Sensor: sensorName, Data: p.data}
-		e.buf.Grow(p.Size)
-		e.enc = newMsgpackEncoder(&e.buf)
+		e.buf = make([]byte, 0, p.Size)
+		e.ser = msgpackSerializer()
 	} else {
 		e.raw = bytes.Clone(p.raw)
 	}
@@ -134,11 +136,11 @@ func (e *Encoder) Encode(seq uint64) []byte {
 		binary.LittleEndian.PutUint64(e.raw, seq)
 		return e.raw
 	}
-	e.buf.Reset()
-	if err := e.enc.Encode(e.Sample(seq)); err != nil {
+	var err error
+	if e.buf, err = e.ser.Append(e.buf[:0], e.Sample(seq)); err != nil {
 		panic(err) // a Sample always encodes
 	}
-	return e.buf.Bytes()
+	return e.buf
 }
 
 // Sample returns message seq as a Sample, for systems that serialize it
@@ -153,8 +155,7 @@ func (e *Encoder) Sample(seq uint64) *Sample {
 // every message of one receiver and is not safe for concurrent use.
 type Decoder struct {
 	p   *Payload
-	rd  bytes.Reader
-	dec *msgpack.Decoder
+	ser codec.Serializer
 	s   Sample
 }
 
@@ -162,7 +163,7 @@ type Decoder struct {
 func (p *Payload) NewDecoder() *Decoder {
 	d := &Decoder{p: p}
 	if p.Typed {
-		d.dec = msgpack.NewDecoder(&d.rd)
+		d.ser = msgpackSerializer()
 	}
 	return d
 }
@@ -178,8 +179,7 @@ func (d *Decoder) Check(b []byte) (uint64, error) {
 		}
 		return binary.LittleEndian.Uint64(b), nil
 	}
-	d.rd.Reset(b)
-	if err := d.dec.Decode(&d.s); err != nil {
+	if err := d.ser.Unmarshal(b, &d.s); err != nil {
 		return 0, fmt.Errorf("decode: %w", err)
 	}
 	return d.CheckSample(&d.s)
