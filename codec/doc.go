@@ -35,7 +35,10 @@
 // encoder registered with the library for one of its field types; register
 // those before a type is first encoded or decoded. On decoding, forms the
 // library accepts and a plan does not take (a nil for a string, an integer
-// for a float, a bin map key) are decoded again by the library.
+// for a float, a bin map key) are decoded again by the library. A string
+// field of up to 32 bytes whose value repeats from one message to the next
+// (a sensor's name, a unit) is decoded without an allocation: the decoded
+// values share one string.
 //
 //	s, _ := codec.SerializerByID(codec.Msgpack)
 //	buf, err = s.Append(buf[:0], &order) // reuse buf for the next message

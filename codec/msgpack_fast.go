@@ -63,6 +63,50 @@ type fastCoder struct {
 	typ  reflect.Type
 	plan *fastPlan  // kStruct
 	elem *fastCoder // kPtr
+	strs *strCache  // kString
+}
+
+// strCache keeps the last short string decoded for one field, so that a
+// field whose value repeats (a sensor's name, a unit, a status) is decoded
+// without an allocation: the string is shared, which is safe because
+// strings are immutable. A field whose value keeps changing stops
+// replacing its entry after maxStrMisses misses, so that it does not pay
+// for the cache (or make decoders on several cores write the same memory)
+// for ever.
+type strCache struct {
+	last   atomic.Pointer[strBox]
+	misses atomic.Uint32
+}
+
+// strBox is a cached string and the bytes it points into, in one
+// allocation.
+type strBox struct {
+	s string
+	b [maxCachedStr]byte
+}
+
+const (
+	maxCachedStr = 32
+	maxStrMisses = 1024
+)
+
+// decodeString returns the string of b, from the cache when it holds it.
+func (c *strCache) decodeString(b []byte) string {
+	if len(b) > maxCachedStr || len(b) == 0 {
+		return string(b)
+	}
+	if bx := c.last.Load(); bx != nil && bx.s == string(b) {
+		return bx.s
+	}
+	if c.misses.Load() >= maxStrMisses {
+		return string(b)
+	}
+	c.misses.Add(1)
+	bx := new(strBox)
+	copy(bx.b[:], b)
+	bx.s = unsafe.String(&bx.b[0], len(b))
+	c.last.Store(bx)
+	return bx.s
 }
 
 type fastField struct {
@@ -307,7 +351,7 @@ func compileCoder(t reflect.Type, busy map[reflect.Type]bool) fastCoder {
 	case reflect.Float64:
 		k = kFloat64
 	case reflect.String:
-		k = kString
+		return fastCoder{kind: kString, typ: t, strs: new(strCache)}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
 			k = kBytes
@@ -868,7 +912,7 @@ func (c *fastCoder) decode(d *fastDecoder, p unsafe.Pointer) {
 	case kString:
 		s := d.take(d.strLen())
 		if d.ok {
-			*(*string)(p) = string(s)
+			*(*string)(p) = c.strs.decodeString(s)
 		}
 	case kBytes:
 		c := d.byte()

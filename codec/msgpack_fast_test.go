@@ -2,10 +2,13 @@ package codec
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
@@ -552,4 +555,79 @@ func fuzzSame[T any](t *testing.T, s *msgpackSerializer, data []byte) {
 			t.Fatalf("%T: plan %+v, library %+v", a, a, b)
 		}
 	}
+}
+
+type named struct {
+	Name string
+	N    int
+}
+
+// A string field whose value repeats decodes without allocating, and
+// shares the cached string; values that keep changing stay correct, and
+// the cache stops replacing its entry after maxStrMisses misses.
+func TestPlanStringCache(t *testing.T) {
+	s := testSerializers()[0]
+	p, _ := planOf(named{})
+	cache := p.fields[0].c.strs
+	same, _ := s.Append(nil, &named{Name: "sensor-0001"})
+	var v named
+	if err := s.Unmarshal(same, &v); err != nil {
+		t.Fatal(err)
+	}
+	first := v.Name
+	if n := testing.AllocsPerRun(100, func() {
+		if err := s.Unmarshal(same, &v); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("repeated value: %.1f allocations per decode, want 0", n)
+	}
+	if unsafe.StringData(v.Name) != unsafe.StringData(first) || v.Name != "sensor-0001" {
+		t.Errorf("repeated value not shared: %q", v.Name)
+	}
+	long := string(bytes.Repeat([]byte("L"), maxCachedStr+1))
+	data, _ := s.Append(nil, &named{Name: long})
+	if err := s.Unmarshal(data, &v); err != nil || v.Name != long {
+		t.Fatalf("long string: %q, %v", v.Name, err)
+	}
+	if got := cache.last.Load().s; got != "sensor-0001" {
+		t.Errorf("a long string replaced the cached one: %q", got)
+	}
+	for i := range maxStrMisses + 10 {
+		want := fmt.Sprintf("s%d", i)
+		data, _ := s.Append(nil, &named{Name: want})
+		if err := s.Unmarshal(data, &v); err != nil || v.Name != want {
+			t.Fatalf("value %d: %q, %v", i, v.Name, err)
+		}
+	}
+	if m := cache.misses.Load(); m != maxStrMisses {
+		t.Errorf("misses %d, want the cap %d", m, maxStrMisses)
+	}
+	if got := cache.last.Load().s; got == fmt.Sprintf("s%d", maxStrMisses+9) {
+		t.Error("the cache kept replacing its entry past the cap")
+	}
+}
+
+// Decoders on several goroutines share a field's cache; each gets its own
+// values.
+func TestPlanStringCacheConcurrent(t *testing.T) {
+	s := testSerializers()[0]
+	type tagged struct{ Tag string }
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				want := fmt.Sprintf("g%d-%d", g, i%3)
+				data, _ := s.Append(nil, &tagged{Tag: want})
+				var v tagged
+				if err := s.Unmarshal(data, &v); err != nil || v.Tag != want {
+					t.Errorf("got %q, %v; want %q", v.Tag, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
