@@ -938,8 +938,14 @@ func (c *fastCoder) decode(d *fastDecoder, p unsafe.Pointer) {
 		// As the library's readN: the old slice is reused when it has
 		// room.
 		dst := (*[]byte)(p)
-		if *dst == nil || n > cap(*dst) {
-			*dst = make([]byte, n)
+		if n > 0 && (*dst == nil || n > cap(*dst)) {
+			// append does not clear memory it is about to copy over, as
+			// make would.
+			*dst = append([]byte(nil), s...)
+			return
+		}
+		if *dst == nil {
+			*dst = make([]byte, 0)
 		} else {
 			*dst = (*dst)[:n]
 		}
