@@ -25,10 +25,11 @@
 // than the library for a small struct. The bytes are exactly the
 // library's, and so are the decoded values: a plan follows the library's
 // rules (the "msgpack" tag's name, "-" and omitempty, unexported fields
-// skipped, compact integers, nil for a nil []byte or pointer), fields the
-// plan does not cover (maps, slices other than []byte, arrays, interfaces,
-// time.Time, types with their own marshalers) are coded by the library in
-// place, and a type is left to the library entirely when it uses what a
+// skipped, compact integers, nil for a nil slice or pointer); booleans,
+// numbers, strings, []byte, structs, and pointers to and slices of those
+// are coded by the plan; fields it does not cover (maps, arrays,
+// interfaces, time.Time, types with their own marshalers) are coded by the
+// library in place; and a type is left to the library entirely when it uses what a
 // plan does not follow (embedded structs, the _msgpack field, tag options
 // other than omitempty). A plan is checked when it is made: a probe of the
 // type must encode the same both ways, which also catches an extension or

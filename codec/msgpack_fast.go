@@ -19,10 +19,13 @@ import (
 // and a coder per field kind), and from then on it reads and writes the
 // struct's memory directly. The bytes are exactly the library's: a plan is
 // used only for types whose every rule the plan follows, and only after a
-// probe of the type encodes identically both ways. Fields the plan does not
-// cover (maps, slices other than []byte, arrays, interfaces, time.Time,
-// types with their own marshalers) are coded by the library in place, so a
-// struct with one such field still takes the fast path for the others.
+// probe of the type encodes identically both ways. A plan covers booleans,
+// numbers, strings, []byte, structs, and pointers to and slices of those;
+// fields it does not cover (maps, arrays, interfaces, time.Time, types with
+// their own marshalers) are coded by the library in place, so a struct with
+// one such field still takes the fast path for the others. A slice is
+// decoded by the plan only into a nil one (a fresh value): the library's
+// reuse of an old slice's memory stays the library's.
 //
 // Decoding takes the fast path for the encodings the library itself
 // produces (maps keyed by name or arrays in field order, the native code of
@@ -54,6 +57,7 @@ const (
 	kBytes
 	kStruct
 	kPtr
+	kSlice
 )
 
 // fastCoder codes one value of a type: a basic kind, a struct (with its
@@ -62,8 +66,9 @@ type fastCoder struct {
 	kind fastKind
 	typ  reflect.Type
 	plan *fastPlan  // kStruct
-	elem *fastCoder // kPtr
+	elem *fastCoder // kPtr, kSlice
 	strs *strCache  // kString
+	size uintptr    // kSlice: the element's size
 }
 
 // strCache keeps the last short string decoded for one field, so that a
@@ -263,9 +268,7 @@ func compilePlan(t reflect.Type, busy map[reflect.Type]bool) *fastPlan {
 		})
 		p.hasOmit = p.hasOmit || omit
 		p.lib = p.lib || c.usesLib()
-		if sp := c.structPlan(); sp != nil {
-			p.depth = max(p.depth, sp.depth)
-		}
+		p.depth = max(p.depth, c.depth())
 	}
 	p.depth++
 	p.mapHead = appendMapHead(nil, len(p.fields))
@@ -280,21 +283,23 @@ func (c *fastCoder) usesLib() bool {
 		return true
 	case kStruct:
 		return c.plan.lib
-	case kPtr:
+	case kPtr, kSlice:
 		return c.elem.usesLib()
 	}
 	return false
 }
 
-// structPlan returns the plan of a struct or pointer-to-struct coder.
-func (c *fastCoder) structPlan() *fastPlan {
+// depth returns how deep the maps and arrays of a value c codes nest.
+func (c *fastCoder) depth() int {
 	switch c.kind {
 	case kStruct:
-		return c.plan
+		return c.plan.depth
 	case kPtr:
-		return c.elem.structPlan()
+		return c.elem.depth()
+	case kSlice:
+		return 1 + c.elem.depth()
 	}
-	return nil
+	return 0
 }
 
 // omitSimple reports whether a plan can decide emptiness for omitempty the
@@ -355,6 +360,12 @@ func compileCoder(t reflect.Type, busy map[reflect.Type]bool) fastCoder {
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
 			k = kBytes
+			break
+		}
+		// Slices of what a plan codes itself; the library codes each
+		// element as it would a field of that type.
+		if e := compileCoder(t.Elem(), busy); e.kind != kLib {
+			return fastCoder{kind: kSlice, typ: t, elem: &e, size: t.Elem().Size()}
 		}
 	case reflect.Struct:
 		if sp := compilePlan(t, busy); sp != nil {
@@ -428,10 +439,8 @@ func probeFill(v reflect.Value, depth int) {
 	case reflect.String:
 		v.SetString("a")
 	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
-			v.Index(0).SetUint(1)
-		}
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		probeFill(v.Index(0), depth+1)
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
 		probeFill(v.Elem(), depth+1)
@@ -598,8 +607,8 @@ func isEmpty(c *fastCoder, p unsafe.Pointer) bool {
 		return *(*float64)(p) == 0
 	case kString:
 		return len(*(*string)(p)) == 0
-	case kBytes:
-		return len(*(*[]byte)(p)) == 0
+	case kBytes, kSlice:
+		return len(*(*[]byte)(p)) == 0 // the length of any slice
 	case kPtr:
 		return *(*unsafe.Pointer)(p) == nil
 	}
@@ -654,6 +663,21 @@ func (c *fastCoder) append(b []byte, p unsafe.Pointer, e *msgpackEncoder, arr bo
 			return append(b, 0xc0), nil
 		}
 		return c.elem.append(b, q, e, arr)
+	case kSlice:
+		// Any slice has the layout of a []byte: data, length, capacity.
+		s := *(*[]byte)(p)
+		if s == nil {
+			return append(b, 0xc0), nil
+		}
+		b = appendArrayHead(b, len(s))
+		base := unsafe.Pointer(unsafe.SliceData(s))
+		for i := range len(s) {
+			var err error
+			if b, err = c.elem.append(b, unsafe.Add(base, uintptr(i)*c.size), e, arr); err != nil {
+				return b, err
+			}
+		}
+		return b, nil
 	}
 	// The library, writing into b through e.
 	e.w.b = b
@@ -963,6 +987,8 @@ func (c *fastCoder) decode(d *fastDecoder, p unsafe.Pointer) {
 			*q = reflect.New(c.elem.typ).UnsafePointer()
 		}
 		c.elem.decode(d, *q)
+	case kSlice:
+		c.decodeSlice(d, p)
 	default:
 		// The library, reading from where d is.
 		lib := d.lib
@@ -974,5 +1000,43 @@ func (c *fastCoder) decode(d *fastDecoder, p unsafe.Pointer) {
 		}
 		d.pos += len(rest) - lib.r.Len()
 		lib.r.Reset(nil)
+	}
+}
+
+// decodeSlice decodes an array into the slice at p, which must be nil (a
+// fresh value): the library's reuse of an old slice's memory is left to
+// the library.
+func (c *fastCoder) decodeSlice(d *fastDecoder, p unsafe.Pointer) {
+	if *(*unsafe.Pointer)(p) != nil {
+		d.fail()
+		return
+	}
+	var n int
+	switch h := d.byte(); {
+	case h == 0xc0:
+		return // stays nil
+	case h >= 0x90 && h <= 0x9f:
+		n = int(h & 0x0f)
+	case h == 0xdc:
+		n = int(d.be(2))
+	case h == 0xdd:
+		n = int(d.be(4))
+	default:
+		d.fail()
+		return
+	}
+	// Every element takes at least a byte.
+	if !d.ok || n > len(d.b)-d.pos {
+		d.fail()
+		return
+	}
+	s := reflect.MakeSlice(c.typ, n, n)
+	reflect.NewAt(c.typ, p).Elem().Set(s)
+	base := s.UnsafePointer()
+	for i := range n {
+		c.elem.decode(d, unsafe.Add(base, uintptr(i)*c.size))
+		if !d.ok {
+			return
+		}
 	}
 }

@@ -58,7 +58,16 @@ type fastPlain struct {
 	OmitF float64 `msgpack:",omitempty"`
 	Skip  int     `msgpack:"-"`
 	priv  int
+	Fs    []float64
+	Strs  []string
+	Lbls  []Label
+	Ins   []fastInner
+	PIns  []*fastInner
+	Nest  [][]int16
+	OmitL []int `msgpack:",omitempty"`
 }
+
+type Label string
 
 // fastMixed has fields the library codes between the plan's own.
 type fastMixed struct {
@@ -84,8 +93,8 @@ func TestPlansCompiled(t *testing.T) {
 	if p.lib {
 		t.Error("fastPlain: plan says it uses the library")
 	}
-	if p.depth != 2 {
-		t.Errorf("fastPlain: depth %d, want 2", p.depth)
+	if p.depth != 3 {
+		t.Errorf("fastPlain: depth %d, want 3 (the struct, Nest, its elements)", p.depth)
 	}
 	if p, _ := planOf(fastMixed{}); !p.lib {
 		t.Error("fastMixed: plan says it does not use the library")
@@ -266,6 +275,26 @@ func genFloat64(t *rapid.T, label string) float64 {
 	return rapid.Float64().Draw(t, label)
 }
 
+// genSlice draws a nil, empty, short or (now and then) long slice.
+func genSlice[E any](t *rapid.T, label string, elem func(*rapid.T, string) E) []E {
+	var n int
+	switch rapid.IntRange(0, 9).Draw(t, label+".shape") {
+	case 0:
+		return nil
+	case 1:
+		return []E{}
+	case 2:
+		n = rapid.IntRange(16, 70).Draw(t, label+".n") // array16
+	default:
+		n = rapid.IntRange(1, 4).Draw(t, label+".n")
+	}
+	s := make([]E, n)
+	for i := range s {
+		s[i] = elem(t, label)
+	}
+	return s
+}
+
 func genPlain(t *rapid.T) fastPlain {
 	v := fastPlain{
 		B:     rapid.Bool().Draw(t, "B"),
@@ -304,6 +333,21 @@ func genPlain(t *rapid.T) fastPlain {
 		s := rapid.String().Draw(t, "PS")
 		v.PS = &s
 	}
+	v.Fs = genSlice(t, "Fs", func(t *rapid.T, l string) float64 { return genFloat64(t, l) })
+	v.Strs = genSlice(t, "Strs", func(t *rapid.T, l string) string { return rapid.String().Draw(t, l) })
+	v.Lbls = genSlice(t, "Lbls", func(t *rapid.T, l string) Label { return Label(rapid.String().Draw(t, l)) })
+	v.Ins = genSlice(t, "Ins", genInner)
+	v.PIns = genSlice(t, "PIns", func(t *rapid.T, l string) *fastInner {
+		if rapid.Bool().Draw(t, l+".nil") {
+			return nil
+		}
+		in := genInner(t, l)
+		return &in
+	})
+	v.Nest = genSlice(t, "Nest", func(t *rapid.T, l string) []int16 {
+		return genSlice(t, l, func(t *rapid.T, l string) int16 { return rapid.Int16().Draw(t, l) })
+	})
+	v.OmitL = genSlice(t, "OmitL", func(t *rapid.T, l string) int { return rapid.Int().Draw(t, l) })
 	if rapid.Bool().Draw(t, "hasOmitP") {
 		i := rapid.Int().Draw(t, "OmitP")
 		v.OmitP = &i
@@ -512,7 +556,9 @@ func FuzzPlanDecode(f *testing.F) {
 	x := 3
 	str := "p"
 	seeds := []any{
-		&fastPlain{I: -5, S: "s", Bs: []byte{1}, PI: &x, PS: &str, PIn: &fastInner{A: 2}, OmitI: 1},
+		&fastPlain{I: -5, S: "s", Bs: []byte{1}, PI: &x, PS: &str, PIn: &fastInner{A: 2}, OmitI: 1,
+			Fs: []float64{1.5}, Strs: []string{}, Ins: []fastInner{{A: 1}}, PIns: []*fastInner{nil, {B: "b"}},
+			Nest: [][]int16{{1, -2}, nil}, OmitL: []int{3}},
 		&fastMixed{ID: 9, M: map[string]int{"k": 1}, L: []int32{1}, T: time.Unix(5, 0), Any: "a", Name: "n"},
 		&fastInner{A: -1, B: "b"},
 	}
