@@ -234,7 +234,8 @@ func (c *Communicator) IsAcknowledged(id MsgID, to ...PeerID) bool {
 // waits until one arrives or ctx ends. Messages from one peer come in the
 // order they were sent; across peers, in the order they arrived.
 func (c *Communicator) Receive(ctx context.Context, from ...PeerID) (Message, error) {
-	m, err := c.core.Inbox().Receive(ctx, from...)
+	var m Message
+	err := c.core.Inbox().ReceiveInto(ctx, &m, from...)
 	if errors.Is(err, mailbox.ErrClosed) {
 		err = ErrClosed
 	}

@@ -17,6 +17,7 @@
 //	msg, err := ib.Receive(ctx)              // oldest message of all
 //	msg, err = ib.Receive(ctx, "a", "b")     // oldest from a or b
 //	msg, ok := ib.TryReceive()               // without blocking
+//	err = ib.ReceiveInto(ctx, &msg)          // Receive, into msg
 //
 // # Ordering
 //

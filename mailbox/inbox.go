@@ -377,18 +377,27 @@ func (ib *Inbox) wakeReceiversLocked() {
 // Any number of goroutines may call Receive concurrently; each message is
 // returned by exactly one call.
 func (ib *Inbox) Receive(ctx context.Context, from ...peer.ID) (peer.Message, error) {
+	var m peer.Message
+	err := ib.ReceiveInto(ctx, &m, from...)
+	return m, err
+}
+
+// ReceiveInto is Receive that stores the message in *m, which spares the
+// copies of returning it through each call (a Message is over a hundred
+// bytes). *m is left as it was when it returns an error.
+func (ib *Inbox) ReceiveInto(ctx context.Context, m *peer.Message, from ...peer.ID) error {
 	ib.mu.Lock()
 	for {
 		if ib.closed {
 			ib.mu.Unlock()
-			return peer.Message{}, ErrClosed
+			return ErrClosed
 		}
-		if m, ok := ib.takeLocked(from); ok {
+		if ib.takeLocked(from, m) {
 			ib.mu.Unlock()
 			if ib.taken != nil {
-				ib.taken(m)
+				ib.taken(*m)
 			}
-			return m, nil
+			return nil
 		}
 		if ib.notify == nil {
 			ib.notify = make(chan struct{})
@@ -398,7 +407,7 @@ func (ib *Inbox) Receive(ctx context.Context, from ...peer.ID) (peer.Message, er
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return peer.Message{}, ctx.Err()
+			return ctx.Err()
 		}
 		ib.mu.Lock()
 	}
@@ -413,7 +422,8 @@ func (ib *Inbox) TryReceive(from ...peer.ID) (peer.Message, bool) {
 		ib.mu.Unlock()
 		return peer.Message{}, false
 	}
-	m, ok := ib.takeLocked(from)
+	var m peer.Message
+	ok := ib.takeLocked(from, &m)
 	ib.mu.Unlock()
 	if ok && ib.taken != nil {
 		ib.taken(m)
@@ -422,21 +432,22 @@ func (ib *Inbox) TryReceive(from ...peer.ID) (peer.Message, bool) {
 }
 
 // takeLocked removes the oldest message among the named sources (all
-// sources when from is empty).
-func (ib *Inbox) takeLocked(from []peer.ID) (peer.Message, bool) {
+// sources when from is empty) into *m, and reports whether there was one.
+func (ib *Inbox) takeLocked(from []peer.ID, m *peer.Message) bool {
 	if len(from) == 0 {
 		if ib.holding > 0 {
-			return ib.takeScanLocked()
+			return ib.takeScanLocked(m)
 		}
 		for ib.order.len() > 0 {
 			mk := ib.order.popFront()
 			s := mk.src
 			if s.q.len() > 0 && s.q.front().seq == mk.seq {
-				return ib.popLocked(s), true
+				ib.popLocked(s, m)
+				return true
 			}
 			ib.stale--
 		}
-		return peer.Message{}, false
+		return false
 	}
 	var best *source
 	for _, id := range from {
@@ -449,18 +460,18 @@ func (ib *Inbox) takeLocked(from []peer.ID) (peer.Message, bool) {
 		}
 	}
 	if best == nil {
-		return peer.Message{}, false
+		return false
 	}
 	seq := best.q.front().seq
-	m := ib.popLocked(best)
+	ib.popLocked(best, m)
 	ib.unorderLocked(best, seq)
-	return m, true
+	return true
 }
 
 // takeScanLocked is the unfiltered take while some source is held: the
 // front of the arrival order may belong to a held source, so it compares
 // the heads of all sources instead.
-func (ib *Inbox) takeScanLocked() (peer.Message, bool) {
+func (ib *Inbox) takeScanLocked(m *peer.Message) bool {
 	var best *source
 	for _, s := range ib.sources {
 		if s.q.len() == 0 || s.held {
@@ -471,12 +482,12 @@ func (ib *Inbox) takeScanLocked() (peer.Message, bool) {
 		}
 	}
 	if best == nil {
-		return peer.Message{}, false
+		return false
 	}
 	seq := best.q.front().seq
-	m := ib.popLocked(best)
+	ib.popLocked(best, m)
 	ib.unorderLocked(best, seq)
-	return m, true
+	return true
 }
 
 // unorderLocked accounts for the removal, already done, of the message
@@ -511,16 +522,18 @@ func (ib *Inbox) maybeCompactLocked() {
 	ib.stale = 0
 }
 
-// popLocked removes the head of s's queue and returns its message, waking
-// blocked pushers when enough room is free. The caller accounts for the
-// arrival order.
-func (ib *Inbox) popLocked(s *source) peer.Message {
-	m := s.q.front().m
+// popLocked removes the head of s's queue into *m (when m is not nil),
+// waking blocked pushers when enough room is free. The caller accounts for
+// the arrival order.
+func (ib *Inbox) popLocked(s *source, m *peer.Message) {
+	e := s.q.front()
+	s.bytes -= len(e.m.Raw) + MessageOverhead
+	if m != nil {
+		*m = e.m
+	}
 	s.q.dropFront()
-	s.bytes -= len(m.Raw) + MessageOverhead
 	ib.total--
 	ib.wakePushersLocked(s)
-	return m
 }
 
 // wakePushersLocked wakes the pushers blocked on s once its queue is empty
@@ -666,7 +679,7 @@ func (ib *Inbox) Take(from peer.ID, fn func(peer.Message) error) (n int, err err
 				return n + 1, ErrClosed
 			}
 		}
-		ib.popLocked(s)
+		ib.popLocked(s, nil)
 		ib.unorderLocked(s, seq)
 		n++
 		if s.q.len() == 0 || s.q.front().seq > last {

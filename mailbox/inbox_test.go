@@ -916,3 +916,29 @@ func TestReceiveDoesNotAllocate(t *testing.T) {
 	}
 	checkInvariants(t, ib)
 }
+
+// ReceiveInto fills the caller's Message with the message Receive would
+// return (filters included), and leaves it as it was on an error.
+func TestReceiveInto(t *testing.T) {
+	ib := New(Config{})
+	defer ib.Close()
+	mustPush(t, ib, "a", 1, 2)
+	mustPush(t, ib, "b", 7)
+	var m peer.Message
+	if err := ib.ReceiveInto(context.Background(), &m, "b"); err != nil || name(m) != "b/7" {
+		t.Fatalf("filtered: %s, %v; want b/7", name(m), err)
+	}
+	if err := ib.ReceiveInto(context.Background(), &m); err != nil || name(m) != "a/1" || string(m.Raw) != "1" {
+		t.Fatalf("unfiltered: %s %q, %v; want a/1", name(m), m.Raw, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	mustPush(t, ib, "c", 9)
+	if err := ib.ReceiveInto(ctx, &m, "d"); err != context.Canceled || name(m) != "a/1" {
+		t.Fatalf("canceled: %s, %v; want a/1 untouched and context.Canceled", name(m), err)
+	}
+	ib.Close()
+	if err := ib.ReceiveInto(context.Background(), &m); err != ErrClosed || name(m) != "a/1" {
+		t.Fatalf("closed: %s, %v; want a/1 untouched and ErrClosed", name(m), err)
+	}
+}
