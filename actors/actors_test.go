@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/slc-go/slc/internal/testutil"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/slc-go/slc"
 	"github.com/slc-go/slc/actors"
 	"github.com/slc-go/slc/peer"
+	"github.com/slc-go/slc/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions()...) }
@@ -177,5 +179,45 @@ func TestSubscriberStops(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("messages still go to a stopped subscriber")
 		}
+	}
+}
+
+// With a store, the reader's buffer defaults to DefaultReadBufferStored
+// (each batch read is a commit); a size the caller chose is kept, and
+// without a store the default is DefaultReadBuffer.
+func TestReadBufferWithStore(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		store bool
+		set   int
+		want  int
+	}{
+		{"no store", false, 0, peer.DefaultReadBuffer},
+		{"store", true, 0, peer.DefaultReadBufferStored},
+		{"store, chosen size", true, 64 << 10, 64 << 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+				return slog.New(slog.DiscardHandler)
+			}))
+			defer sys.Shutdown()
+			cfg := actors.Config{Peer: peer.Config{Name: "rb", Instance: 1, ReadBuffer: c.set}}
+			if c.store {
+				st, err := store.Open(t.TempDir(), "rb", store.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				cfg.Store, cfg.Peer.Instance = st, st.Instance()
+			}
+			core, _, err := actors.Start(sys, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer core.Stop()
+			if got := core.Config().ReadBuffer; got != c.want {
+				t.Errorf("ReadBuffer %d, want %d", got, c.want)
+			}
+		})
 	}
 }

@@ -72,6 +72,10 @@ func Start(sys *actor.ActorSystem, cfg Config) (*Core, *actor.PID, error) {
 		}
 		pc.Inbox = st.Sink(inbox)
 		pc.Store = st
+		if cfg.Peer.ReadBuffer == 0 {
+			// Each batch read is a commit: read in larger batches.
+			pc.ReadBuffer = peer.DefaultReadBufferStored
+		}
 	}
 	if err := pc.Validate(); err != nil {
 		return nil, nil, err

@@ -24,6 +24,12 @@ const (
 	DefaultHeartbeatTimeout = 5 * time.Second
 	DefaultLinger           = time.Minute
 	DefaultReadBuffer       = 256 << 10
+	// DefaultReadBufferStored is DefaultReadBuffer with a store: each
+	// batch the reader takes from its buffer is one commit (and fsync), so
+	// a larger buffer gives more messages per commit. The buffer grows
+	// only while reads fill it and shrinks again when the connection
+	// quiets, so an idle connection keeps a few KiB either way.
+	DefaultReadBufferStored = 2 << 20
 	DefaultWriteBatch       = 4 << 20
 )
 
@@ -158,8 +164,9 @@ type Config struct {
 	// remote to come back after its connection drops.
 	Linger time.Duration
 
-	// ReadBuffer is the reader's buffer size; WriteBatch bounds the bytes
-	// handed to one write call.
+	// ReadBuffer is the reader's largest buffer (DefaultReadBuffer; a
+	// facade with a store uses DefaultReadBufferStored unless one is
+	// chosen); WriteBatch bounds the bytes handed to one write call.
 	ReadBuffer int
 	WriteBatch int
 
