@@ -163,9 +163,8 @@ func hasOwnCoding(t reflect.Type) bool {
 // coded by the library. Readers load the map without a lock; a new entry
 // copies it.
 type planCache struct {
-	mu   sync.Mutex
-	m    atomic.Pointer[map[reflect.Type]*fastPlan]
-	last atomic.Pointer[fastPlan] // the last plan found, checked first
+	mu sync.Mutex
+	m  atomic.Pointer[map[reflect.Type]*fastPlan]
 }
 
 var plans planCache
@@ -181,23 +180,20 @@ func (c *planCache) get(t reflect.Type) (*fastPlan, bool) {
 // lookup returns t's plan, compiling (and verifying) it on first use. nil
 // means the library codes t.
 func (c *planCache) lookup(t reflect.Type) *fastPlan {
-	if p := c.last.Load(); p != nil && p.typ == t {
-		return p
-	}
-	if p, ok := c.get(t); ok {
-		if p != nil {
-			c.last.Store(p)
-		}
-		return p
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if p, ok := c.get(t); ok {
 		return p
 	}
+	// Compiled without the lock: the probe runs the library, and so any
+	// marshaler of the type's fields, which may encode with this package.
+	// Two goroutines may compile the same type; the first to publish wins.
 	p := compilePlan(t, map[reflect.Type]bool{})
 	if p != nil && !verifyPlan(p) {
 		p = nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q, ok := c.get(t); ok {
+		return q
 	}
 	old := c.m.Load()
 	nm := make(map[reflect.Type]*fastPlan, 1)
@@ -394,7 +390,14 @@ func isDirectIface(t reflect.Type) bool {
 // and as arrays, and reports whether the bytes agree. It catches what the
 // plan cannot see: an extension or encoder registered with the library for
 // one of the types involved.
-func verifyPlan(p *fastPlan) bool {
+func verifyPlan(p *fastPlan) (ok bool) {
+	defer func() {
+		// A field's own marshaler may not expect a probe (a zero value, a
+		// pointer to one): such a type is the library's.
+		if recover() != nil {
+			ok = false
+		}
+	}()
 	for _, fill := range []bool{false, true} {
 		v := reflect.New(p.typ)
 		if fill {

@@ -677,3 +677,85 @@ func TestPlanStringCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// panicky's encoder does not accept its zero value, which the probe hands
+// it.
+type panicky struct{ N int }
+
+func (p panicky) EncodeMsgpack(e *msgpack.Encoder) error {
+	if p.N == 0 {
+		panic("panicky: zero")
+	}
+	return e.EncodeInt(int64(p.N))
+}
+
+func (p *panicky) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeInt()
+	p.N = n
+	return err
+}
+
+type withPanicky struct {
+	A int
+	P panicky
+}
+
+// A type whose probe panics in a field's own encoder is left to the
+// library, and its real values still encode.
+func TestPlanProbePanics(t *testing.T) {
+	if p, _ := planOf(withPanicky{}); p != nil {
+		t.Fatal("withPanicky: got a plan")
+	}
+	s := testSerializers()[0]
+	got, err := s.Append(nil, withPanicky{A: 1, P: panicky{N: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v withPanicky
+	if err := s.Unmarshal(got, &v); err != nil || v != (withPanicky{A: 1, P: panicky{N: 2}}) {
+		t.Fatalf("round trip: %+v, %v", v, err)
+	}
+}
+
+type reentrantInner struct{ Y int }
+
+// reentrant's encoder encodes another struct type with this package while
+// the probe of the type holding it runs.
+type reentrant struct{ X int }
+
+func (r reentrant) EncodeMsgpack(e *msgpack.Encoder) error {
+	b, err := defaultMsgpack.Append(nil, reentrantInner{Y: r.X})
+	if err != nil {
+		return err
+	}
+	return e.EncodeBytes(b)
+}
+
+func (r *reentrant) DecodeMsgpack(d *msgpack.Decoder) error {
+	b, err := d.DecodeBytes()
+	if err != nil {
+		return err
+	}
+	var in reentrantInner
+	err = defaultMsgpack.Unmarshal(b, &in)
+	r.X = in.Y
+	return err
+}
+
+type withReentrant struct{ R reentrant }
+
+// Making a plan does not hold a lock that a field's own encoder, using
+// this package for another type, would need.
+func TestPlanReentrantEncoder(t *testing.T) {
+	b, err := defaultMsgpack.Append(nil, withReentrant{R: reentrant{X: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v withReentrant
+	if err := defaultMsgpack.Unmarshal(b, &v); err != nil || v.R.X != 7 {
+		t.Fatalf("round trip: %+v, %v", v, err)
+	}
+	if p, _ := planOf(withReentrant{}); p == nil || !p.lib {
+		t.Error("withReentrant: want a plan with R left to the library")
+	}
+}
