@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/slc-go/slc/internal/msgp"
 )
 
 // The msgpack serializer encodes and decodes most structs without the
@@ -257,7 +259,7 @@ func compilePlan(t reflect.Type, busy map[reflect.Type]bool) *fastPlan {
 		}
 		p.fields = append(p.fields, fastField{
 			name:      name,
-			key:       append(appendStrHead(nil, len(name)), name...),
+			key:       append(msgp.AppendStrHeader(nil, len(name)), name...),
 			off:       f.Offset,
 			omitEmpty: omit,
 			c:         c,
@@ -267,8 +269,8 @@ func compilePlan(t reflect.Type, busy map[reflect.Type]bool) *fastPlan {
 		p.depth = max(p.depth, c.depth())
 	}
 	p.depth++
-	p.mapHead = appendMapHead(nil, len(p.fields))
-	p.arrHead = appendArrayHead(nil, len(p.fields))
+	p.mapHead = msgp.AppendMapHeader(nil, len(p.fields))
+	p.arrHead = msgp.AppendArrayHeader(nil, len(p.fields))
 	return p
 }
 
@@ -480,80 +482,6 @@ func planOf(v any) (*fastPlan, unsafe.Pointer) {
 
 // ---- encoding
 
-func appendStrHead(b []byte, n int) []byte {
-	switch {
-	case n < 32:
-		return append(b, 0xa0|byte(n))
-	case n < 256:
-		return append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xda, byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-}
-
-func appendBinHead(b []byte, n int) []byte {
-	switch {
-	case n < 256:
-		return append(b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xc5, byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
-}
-
-func appendMapHead(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xde, byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdf), uint32(n))
-}
-
-func appendArrayHead(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xdc, byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
-}
-
-// appendUint and appendInt write the most compact form, as the library's
-// EncodeUint and EncodeInt do.
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xcd, byte(n>>8), byte(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
-
-func appendInt(b []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return appendUint(b, uint64(n))
-	case n >= -32:
-		return append(b, byte(n))
-	case n >= math.MinInt8:
-		return append(b, 0xd0, byte(n))
-	case n >= math.MinInt16:
-		return append(b, 0xd1, byte(n>>8), byte(n))
-	case n >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
-}
-
 // append encodes the struct at base after b. e supplies the library's
 // encoder for the fields the plan leaves to it; its output buffer is b
 // while it runs.
@@ -571,7 +499,7 @@ func (p *fastPlan) append(b []byte, base unsafe.Pointer, e *msgpackEncoder, arr 
 				n++
 			}
 		}
-		b = appendMapHead(b, n)
+		b = msgp.AppendMapHeader(b, n)
 	}
 	for i := range p.fields {
 		f := &p.fields[i]
@@ -626,38 +554,38 @@ func (c *fastCoder) append(b []byte, p unsafe.Pointer, e *msgpackEncoder, arr bo
 		}
 		return append(b, 0xc2), nil
 	case kInt:
-		return appendInt(b, int64(*(*int)(p))), nil
+		return msgp.AppendInt(b, int64(*(*int)(p))), nil
 	case kInt8:
-		return appendInt(b, int64(*(*int8)(p))), nil
+		return msgp.AppendInt(b, int64(*(*int8)(p))), nil
 	case kInt16:
-		return appendInt(b, int64(*(*int16)(p))), nil
+		return msgp.AppendInt(b, int64(*(*int16)(p))), nil
 	case kInt32:
-		return appendInt(b, int64(*(*int32)(p))), nil
+		return msgp.AppendInt(b, int64(*(*int32)(p))), nil
 	case kInt64:
-		return appendInt(b, *(*int64)(p)), nil
+		return msgp.AppendInt(b, *(*int64)(p)), nil
 	case kUint:
-		return appendUint(b, uint64(*(*uint)(p))), nil
+		return msgp.AppendUint(b, uint64(*(*uint)(p))), nil
 	case kUint8:
-		return appendUint(b, uint64(*(*uint8)(p))), nil
+		return msgp.AppendUint(b, uint64(*(*uint8)(p))), nil
 	case kUint16:
-		return appendUint(b, uint64(*(*uint16)(p))), nil
+		return msgp.AppendUint(b, uint64(*(*uint16)(p))), nil
 	case kUint32:
-		return appendUint(b, uint64(*(*uint32)(p))), nil
+		return msgp.AppendUint(b, uint64(*(*uint32)(p))), nil
 	case kUint64:
-		return appendUint(b, *(*uint64)(p)), nil
+		return msgp.AppendUint(b, *(*uint64)(p)), nil
 	case kFloat32:
 		return binary.BigEndian.AppendUint32(append(b, 0xca), math.Float32bits(*(*float32)(p))), nil
 	case kFloat64:
 		return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(*(*float64)(p))), nil
 	case kString:
 		s := *(*string)(p)
-		return append(appendStrHead(b, len(s)), s...), nil
+		return append(msgp.AppendStrHeader(b, len(s)), s...), nil
 	case kBytes:
 		s := *(*[]byte)(p)
 		if s == nil {
 			return append(b, 0xc0), nil
 		}
-		return append(appendBinHead(b, len(s)), s...), nil
+		return append(msgp.AppendBinHeader(b, len(s)), s...), nil
 	case kStruct:
 		return c.plan.append(b, p, e, arr)
 	case kPtr:
@@ -672,7 +600,7 @@ func (c *fastCoder) append(b []byte, p unsafe.Pointer, e *msgpackEncoder, arr bo
 		if s == nil {
 			return append(b, 0xc0), nil
 		}
-		b = appendArrayHead(b, len(s))
+		b = msgp.AppendArrayHeader(b, len(s))
 		base := unsafe.Pointer(unsafe.SliceData(s))
 		for i := range len(s) {
 			var err error

@@ -3,6 +3,8 @@ package wire
 import (
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/slc-go/slc/internal/msgp"
 )
 
 // MaxHello bounds the HELLO payload: frames before the hello exchange are
@@ -53,33 +55,33 @@ type Hello struct {
 func AppendHello(b []byte, version uint8, h *Hello) []byte {
 	start := len(b)
 	b = AppendHeader(b, Header{Version: version, Type: TypeHello})
-	b = appendMapHeader(b, 7)
-	b = appendStr(b, "name")
-	b = appendStr(b, h.Name)
-	b = appendStr(b, "inst")
-	b = appendUint(b, h.Instance)
-	b = appendStr(b, "ser")
+	b = msgp.AppendMapHeader(b, 7)
+	b = msgp.AppendStr(b, "name")
+	b = msgp.AppendStr(b, h.Name)
+	b = msgp.AppendStr(b, "inst")
+	b = msgp.AppendUint(b, h.Instance)
+	b = msgp.AppendStr(b, "ser")
 	b = appendCodecs(b, h.Serializers)
-	b = appendStr(b, "comp")
+	b = msgp.AppendStr(b, "comp")
 	b = appendCodecs(b, h.Compressors)
-	b = appendStr(b, "maxframe")
-	b = appendUint(b, uint64(h.MaxFrame))
-	b = appendStr(b, "maxmsg")
-	b = appendUint(b, h.MaxMessage)
-	b = appendStr(b, "hb")
-	b = appendUint(b, uint64(h.HeartbeatMS))
+	b = msgp.AppendStr(b, "maxframe")
+	b = msgp.AppendUint(b, uint64(h.MaxFrame))
+	b = msgp.AppendStr(b, "maxmsg")
+	b = msgp.AppendUint(b, h.MaxMessage)
+	b = msgp.AppendStr(b, "hb")
+	b = msgp.AppendUint(b, uint64(h.HeartbeatMS))
 	n := uint32(len(b) - start - HeaderLen)
 	b[start+4], b[start+5], b[start+6], b[start+7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	return b
 }
 
 func appendCodecs(b []byte, cs []CodecEntry) []byte {
-	b = appendArrayHeader(b, len(cs))
+	b = msgp.AppendArrayHeader(b, len(cs))
 	for _, c := range cs {
-		b = appendArrayHeader(b, 3)
-		b = appendUint(b, uint64(c.ID))
-		b = appendStr(b, c.Name)
-		b = appendUint(b, uint64(c.Version))
+		b = msgp.AppendArrayHeader(b, 3)
+		b = msgp.AppendUint(b, uint64(c.ID))
+		b = msgp.AppendStr(b, c.Name)
+		b = msgp.AppendUint(b, uint64(c.Version))
 	}
 	return b
 }

@@ -1,73 +1,14 @@
 package wire
 
 import (
-	"encoding/binary"
 	"math"
 )
 
 // A minimal, bounded msgpack subset used for the control bodies (HELLO,
-// REJECT, GOODBYE). The bytes are standard msgpack, so any msgpack library
-// can read them, but decoding here never allocates more than the input
+// REJECT, GOODBYE), written with package msgp. The bytes are standard
+// msgpack, so any msgpack library can read them, but decoding here never allocates more than the input
 // holds and never recurses, which matters for bytes read from a peer that
 // has not yet been authenticated.
-
-func appendMapHeader(b []byte, n int) []byte {
-	if n < 16 {
-		return append(b, 0x80|byte(n))
-	}
-	return append(b, 0xde, byte(n>>8), byte(n))
-}
-
-func appendArrayHeader(b []byte, n int) []byte {
-	if n < 16 {
-		return append(b, 0x90|byte(n))
-	}
-	return append(b, 0xdc, byte(n>>8), byte(n))
-}
-
-func appendStr(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n < 256:
-		b = append(b, 0xd9, byte(n))
-	case n < 65536:
-		b = append(b, 0xda, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
-}
-
-func appendBin(b []byte, p []byte) []byte {
-	n := len(p)
-	switch {
-	case n < 256:
-		b = append(b, 0xc4, byte(n))
-	case n < 65536:
-		b = append(b, 0xc5, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, p...)
-}
-
-// appendUint writes v in the shortest msgpack unsigned form.
-func appendUint(b []byte, v uint64) []byte {
-	switch {
-	case v < 128:
-		return append(b, byte(v))
-	case v <= math.MaxUint8:
-		return append(b, 0xcc, byte(v))
-	case v <= math.MaxUint16:
-		return append(b, 0xcd, byte(v>>8), byte(v))
-	case v <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
-	}
-}
 
 // mpReader decodes the subset. Every method reports malformed input through
 // r.err and then returns zero values, so callers check r.err once at the end.

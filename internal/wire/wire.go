@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/slc-go/slc/internal/msgp"
 )
 
 // Protocol versions this implementation speaks.
@@ -388,11 +390,11 @@ const MaxReason = 1024
 func AppendClose(b []byte, version uint8, t uint8, c Close) []byte {
 	reason := truncate(c.Reason, MaxReason)
 	var body [MaxReason + 32]byte
-	p := appendMapHeader(body[:0], 2)
-	p = appendStr(p, "code")
-	p = appendUint(p, uint64(c.Code))
-	p = appendStr(p, "reason")
-	p = appendStr(p, reason)
+	p := msgp.AppendMapHeader(body[:0], 2)
+	p = msgp.AppendStr(p, "code")
+	p = msgp.AppendUint(p, uint64(c.Code))
+	p = msgp.AppendStr(p, "reason")
+	p = msgp.AppendStr(p, reason)
 	b = AppendHeader(b, Header{Version: version, Type: t, Length: uint32(len(p))})
 	return append(b, p...)
 }
