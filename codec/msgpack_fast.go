@@ -163,17 +163,25 @@ func hasOwnCoding(t reflect.Type) bool {
 
 // planCache maps a struct type to its plan, or to nil when the type is
 // coded by the library. Readers load the map without a lock; a new entry
-// copies it.
+// copies it. The key is the type's descriptor (typeKey): hashing a pointer
+// is cheaper than hashing a reflect.Type interface, and descriptors live
+// as long as the process.
 type planCache struct {
 	mu sync.Mutex
-	m  atomic.Pointer[map[reflect.Type]*fastPlan]
+	m  atomic.Pointer[map[unsafe.Pointer]*fastPlan]
 }
 
 var plans planCache
 
+// typeKey returns the address of t's descriptor: the data word of the
+// reflect.Type interface, the same for every reflect.Type of one type.
+func typeKey(t reflect.Type) unsafe.Pointer {
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&t))[1]
+}
+
 func (c *planCache) get(t reflect.Type) (*fastPlan, bool) {
 	if m := c.m.Load(); m != nil {
-		p, ok := (*m)[t]
+		p, ok := (*m)[typeKey(t)]
 		return p, ok
 	}
 	return nil, false
@@ -198,13 +206,13 @@ func (c *planCache) lookup(t reflect.Type) *fastPlan {
 		return q
 	}
 	old := c.m.Load()
-	nm := make(map[reflect.Type]*fastPlan, 1)
+	nm := make(map[unsafe.Pointer]*fastPlan, 1)
 	if old != nil {
 		for k, v := range *old {
 			nm[k] = v
 		}
 	}
-	nm[t] = p
+	nm[typeKey(t)] = p
 	c.m.Store(&nm)
 	return p
 }
