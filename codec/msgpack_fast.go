@@ -710,52 +710,14 @@ func (d *fastDecoder) strLen() int {
 	return 0
 }
 
-// skip passes over one value of checked input.
+// skip passes over one value.
 func (d *fastDecoder) skip() {
-	for left := 1; left > 0 && d.ok; left-- {
-		c := d.byte()
-		switch {
-		case c <= 0x7f || c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
-		case c <= 0x8f:
-			left += 2 * int(c&0x0f)
-		case c <= 0x9f:
-			left += int(c & 0x0f)
-		case c <= 0xbf:
-			d.take(int(c & 0x1f))
-		case c == 0xc4 || c == 0xd9:
-			d.take(int(d.be(1)))
-		case c == 0xc5 || c == 0xda:
-			d.take(int(d.be(2)))
-		case c == 0xc6 || c == 0xdb:
-			d.take(int(d.be(4)))
-		case c == 0xc7:
-			d.take(int(d.be(1)) + 1)
-		case c == 0xc8:
-			d.take(int(d.be(2)) + 1)
-		case c == 0xc9:
-			d.take(int(d.be(4)) + 1)
-		case c == 0xca || c == 0xce || c == 0xd2:
-			d.take(4)
-		case c == 0xcb || c == 0xcf || c == 0xd3:
-			d.take(8)
-		case c == 0xcc || c == 0xd0:
-			d.take(1)
-		case c == 0xcd || c == 0xd1:
-			d.take(2)
-		case c >= 0xd4 && c <= 0xd8:
-			d.take(1 + 1<<(c-0xd4))
-		case c == 0xdc:
-			left += int(d.be(2))
-		case c == 0xdd:
-			left += int(d.be(4))
-		case c == 0xde:
-			left += 2 * int(d.be(2))
-		case c == 0xdf:
-			left += 2 * int(d.be(4))
-		default:
-			d.fail()
-		}
+	n, why := msgp.Skip(d.b[d.pos:])
+	if why != "" {
+		d.fail()
+		return
 	}
+	d.pos += n
 }
 
 // decode fills the struct at base.

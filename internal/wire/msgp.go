@@ -2,6 +2,8 @@ package wire
 
 import (
 	"math"
+
+	"github.com/slc-go/slc/internal/msgp"
 )
 
 // A minimal, bounded msgpack subset used for the control bodies (HELLO,
@@ -160,83 +162,13 @@ func (r *mpReader) uint() uint64 {
 // skip steps over one value of any msgpack type without recursion, so an
 // unknown field added by a newer peer is ignored however it is nested.
 func (r *mpReader) skip() {
-	pending := 1
-	for pending > 0 && r.err == nil {
-		pending--
-		c := r.byte1()
-		if r.err != nil {
-			return
-		}
-		switch {
-		case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-		case c&0xf0 == 0x80:
-			pending += 2 * int(c&0x0f)
-		case c&0xf0 == 0x90:
-			pending += int(c & 0x0f)
-		case c&0xe0 == 0xa0:
-			r.skipN(uint64(c & 0x1f))
-		default:
-			switch c {
-			case 0xcc, 0xd0:
-				r.skipN(1)
-			case 0xcd, 0xd1:
-				r.skipN(2)
-			case 0xce, 0xd2, 0xca:
-				r.skipN(4)
-			case 0xcf, 0xd3, 0xcb:
-				r.skipN(8)
-			case 0xc4, 0xd9:
-				r.skipN(r.be(1))
-			case 0xc5, 0xda:
-				r.skipN(r.be(2))
-			case 0xc6, 0xdb:
-				r.skipN(r.be(4))
-			case 0xdc:
-				pending += r.count(r.be(2), 1)
-			case 0xdd:
-				pending += r.count(r.be(4), 1)
-			case 0xde:
-				pending += r.count(r.be(2), 2)
-			case 0xdf:
-				pending += r.count(r.be(4), 2)
-			case 0xd4:
-				r.skipN(2)
-			case 0xd5:
-				r.skipN(3)
-			case 0xd6:
-				r.skipN(5)
-			case 0xd7:
-				r.skipN(9)
-			case 0xd8:
-				r.skipN(17)
-			case 0xc7:
-				r.skipN(r.be(1) + 1)
-			case 0xc8:
-				r.skipN(r.be(2) + 1)
-			case 0xc9:
-				r.skipN(r.be(4) + 1)
-			default:
-				r.fail("invalid msgpack code")
-			}
-		}
+	if r.err != nil {
+		return
 	}
-}
-
-func (r *mpReader) skipN(n uint64) {
-	if !r.need(int(min(n, uint64(math.MaxInt32)))) {
+	n, why := msgp.Skip(r.b)
+	if why != "" {
+		r.fail(why)
 		return
 	}
 	r.b = r.b[n:]
-}
-
-// count bounds a declared element count by what the body can still hold.
-func (r *mpReader) count(n uint64, per uint64) int {
-	if r.err != nil {
-		return 0
-	}
-	if n*per > uint64(len(r.b)) {
-		r.fail("msgpack container length exceeds body")
-		return 0
-	}
-	return int(n * per)
 }
