@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -78,6 +77,7 @@ type outLog struct {
 	// holds, so the store can drop it. Both run with mu held.
 	persist  func(hdr, body []byte, seq, chunk uint64) uint64
 	released func(acked, partial, chunks uint64)
+	phdr     []byte // the header handed to persist (it copies it), reused
 }
 
 func newOutLog(ids *atomic.Uint64) *outLog {
@@ -190,8 +190,10 @@ func (l *outLog) appendLocked(chunk uint64, flags uint8, seq uint64, ser, comp u
 	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	l.appendFrame(h, body, seq, chunk)
 	if l.persist != nil {
-		// A copy, so that hdr stays on the stack when there is no store.
-		return l.persist(slices.Clone(h), body, seq, chunk)
+		// Through a reused heap copy, so that hdr stays on the stack
+		// when there is no store; persist copies what it keeps.
+		l.phdr = append(l.phdr[:0], h...)
+		return l.persist(l.phdr, body, seq, chunk)
 	}
 	return 0
 }

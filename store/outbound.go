@@ -6,6 +6,16 @@ import (
 	"github.com/slc-go/slc/peer"
 )
 
+const (
+	// maxPendHint bounds the size a peer's next pending entries start
+	// with when no spare buffer is at hand.
+	maxPendHint = 1 << 20
+	// maxSpares and maxSpareSize bound the committed entry buffers a
+	// store keeps for reuse.
+	maxSpares    = 4
+	maxSpareSize = 8 << 20
+)
+
 // outPeer is the outbound state kept for one peer: the committed records
 // of frames not yet released, the frames appended since the last commit,
 // and what the peer is known to hold.
@@ -16,6 +26,7 @@ type outPeer struct {
 	recs      []outRec // committed records, oldest first
 	nextKey   uint64
 	pend      []byte // frame entries since the last commit
+	pendHint  int    // the size of the last commit's entries, to size the next pend
 	rel       [3]uint64
 	relDirty  bool
 	forget    bool // delete what is on disk before writing anything
@@ -64,6 +75,9 @@ func (st *Store) Append(id peer.ID, hdr, body []byte, seq, chunk uint64) uint64 
 	}
 	p := st.outPeerLocked(id)
 	before := len(p.pend)
+	if p.pend == nil {
+		p.pend = st.pendBufLocked(p.pendHint, frameOverhead+len(hdr)+len(body)+4)
+	}
 	p.pend = appendFrame(p.pend, seq, chunk, hdr, body)
 	st.outBytes += int64(len(p.pend) - before)
 	n := st.cur.n
@@ -71,6 +85,35 @@ func (st *Store) Append(id peer.ID, hdr, body []byte, seq, chunk uint64) uint64 
 	st.appended.Add(1)
 	st.signal()
 	return n
+}
+
+// pendBufLocked returns an empty buffer for a peer's pending entries: a
+// spare one from an earlier commit, or a new one sized like the peer's
+// last commit (up to maxPendHint), so that a steady stream neither
+// allocates per commit nor grows its entries by doubling.
+func (st *Store) pendBufLocked(hint, need int) []byte {
+	if k := len(st.spare); k > 0 {
+		b := st.spare[k-1]
+		st.spare[k-1] = nil
+		st.spare = st.spare[:k-1]
+		if cap(b) >= need {
+			return b
+		}
+	}
+	return make([]byte, 0, max(min(2*hint, maxPendHint), need))
+}
+
+// recycleLocked keeps the entry buffers of a finished commit for reuse:
+// the database copied what it needed from them during the commit.
+func (st *Store) recycleLocked(w *work) {
+	for i := range w.out {
+		b := w.out[i].buf
+		if b == nil || cap(b) > maxSpareSize || len(st.spare) >= maxSpares {
+			continue
+		}
+		st.spare = append(st.spare, b[:0])
+		w.out[i].buf, w.out[i].put = nil, nil
+	}
 }
 
 // HasRoom implements peer.Store.
@@ -201,6 +244,7 @@ type outWork struct {
 	putKey   uint64
 	put      []byte
 	putFrame int
+	buf      []byte // the entries' buffer (put is in it), reused once committed
 }
 
 func (w *outWork) empty() bool {
@@ -246,6 +290,8 @@ func (st *Store) collectOutLocked(p *outPeer) outWork {
 			p.nextKey++
 			p.recs = append(p.recs, outRec{key: w.putKey, lastSeq: lastSeq, lastChunk: lastChunk, size: int64(len(rest))})
 		}
+		p.pendHint = len(p.pend)
+		w.buf = p.pend
 		p.pend = nil
 	}
 	return w

@@ -64,6 +64,7 @@ type Store struct {
 	closed    bool
 	out       map[peer.ID]*outPeer
 	outBytes  int64
+	spare     [][]byte      // committed outbound entry buffers, for reuse (see Append)
 	room      chan struct{} // closed when outBytes drops; nil when nobody waits
 	in        map[peer.ID]*sender
 	byIdx     map[uint32]*sender
@@ -432,6 +433,7 @@ func (st *Store) commit() {
 
 	st.mu.Lock()
 	st.inflight = nil
+	st.recycleLocked(w)
 	if err != nil {
 		if st.failed == nil {
 			st.failed = fmt.Errorf("store: commit: %w", err)

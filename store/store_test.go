@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"go.uber.org/goleak"
 
@@ -352,5 +353,56 @@ func TestPartialMessage(t *testing.T) {
 	}
 	if r, err := Inspect(dir); err == nil {
 		t.Fatalf("Inspect of an open store succeeded: %+v", r)
+	}
+}
+
+// TestOutboundBufferReused: once a commit is written, its entry buffer is
+// reused for the next frames (a steady stream does not allocate one per
+// commit), and what the commit wrote stays intact as the buffer is
+// overwritten.
+func TestOutboundBufferReused(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, "a", Options{})
+	var last uint64
+	for seq := uint64(1); seq <= 10; seq++ {
+		last = st.Append("b", frame(seq)[:6], frame(seq)[6:], seq, 0)
+	}
+	if err := st.WaitCommit(last); err != nil {
+		t.Fatal(err)
+	}
+	// Everything appended is committed: the buffers that held it are
+	// spare now.
+	st.mu.Lock()
+	spare := map[*byte]bool{}
+	for _, b := range st.spare {
+		spare[unsafe.SliceData(b)] = true
+	}
+	next := st.pendBufLocked(0, 64)
+	st.spare = append(st.spare, next) // give it back for the appends below
+	st.mu.Unlock()
+	if len(spare) == 0 || !spare[unsafe.SliceData(next)] {
+		t.Fatalf("the next frames get a new buffer, not one of the %d committed ones", len(spare))
+	}
+	// The reused buffers are overwritten by the next frames; what was
+	// committed from them must be intact.
+	for seq := uint64(11); seq <= 20; seq++ {
+		last = st.Append("b", frame(seq)[:6], frame(seq)[6:], seq, 0)
+	}
+	if err := st.WaitCommit(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open(t, dir, "a", Options{})
+	defer st.Close()
+	r := st.Restored()
+	if len(r) != 1 || len(r[0].Frames) != 20 {
+		t.Fatalf("restored %+v", r)
+	}
+	for i, f := range r[0].Frames {
+		if want := uint64(1 + i); f.Seq != want || !bytes.Equal(f.Bytes, frame(want)) {
+			t.Fatalf("frame %d: seq %d %q", i, f.Seq, f.Bytes)
+		}
 	}
 }
