@@ -23,7 +23,7 @@ type typeInfo struct {
 
 // typeTable is an immutable snapshot of the type registry.
 type typeTable struct {
-	byType map[reflect.Type]string
+	byType map[unsafe.Pointer]string // keyed by the type's descriptor (typeKey)
 	byName map[string]*typeInfo
 }
 
@@ -34,7 +34,7 @@ var (
 
 func init() {
 	types.Store(&typeTable{
-		byType: map[reflect.Type]string{},
+		byType: map[unsafe.Pointer]string{},
 		byName: map[string]*typeInfo{},
 	})
 }
@@ -66,11 +66,11 @@ func RegisterType[T any](name string) error {
 		}
 		return fmt.Errorf("codec: register type %v: name %q is already registered for %v", t, name, info.typ)
 	}
-	if other, ok := old.byType[t]; ok {
+	if other, ok := old.byType[typeKey(t)]; ok {
 		return fmt.Errorf("codec: register type %v as %q: already registered as %q", t, name, other)
 	}
 	nt := &typeTable{
-		byType: make(map[reflect.Type]string, len(old.byType)+1),
+		byType: make(map[unsafe.Pointer]string, len(old.byType)+1),
 		byName: make(map[string]*typeInfo, len(old.byName)+1),
 	}
 	for k, v := range old.byType {
@@ -79,7 +79,7 @@ func RegisterType[T any](name string) error {
 	for k, v := range old.byName {
 		nt.byName[k] = v
 	}
-	nt.byType[t] = name
+	nt.byType[typeKey(t)] = name
 	nt.byName[name] = &typeInfo{name: name, typ: t, decode: decoderFor[T]()}
 	types.Store(nt)
 	return nil
@@ -122,16 +122,19 @@ func decoderFor[T any]() func(s Serializer, data []byte) (any, error) {
 // whose T is registered (and *T itself is not) reports T's name. It does
 // not allocate.
 func TypeName(v any) (string, bool) {
-	t := reflect.TypeOf(v)
-	if t == nil {
+	// The interface's type word is the address of the dynamic type's
+	// descriptor, the key typeKey gives: hashing it is cheaper than
+	// hashing a reflect.Type.
+	desc := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0]
+	if desc == nil {
 		return "", false
 	}
 	byType := types.Load().byType
-	if name, ok := byType[t]; ok {
+	if name, ok := byType[desc]; ok {
 		return name, true
 	}
-	if t.Kind() == reflect.Pointer {
-		name, ok := byType[t.Elem()]
+	if t := reflect.TypeOf(v); t.Kind() == reflect.Pointer {
+		name, ok := byType[typeKey(t.Elem())]
 		return name, ok
 	}
 	return "", false
