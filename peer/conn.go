@@ -102,10 +102,11 @@ type conn struct {
 	up        bool // completed the RESUME exchange (the actor's view)
 
 	// reader state
-	lastSeq uint64
-	skipSeq uint64
-	types   map[string]string
-	batch   []Message
+	lastSeq  uint64
+	skipSeq  uint64
+	types    map[string]string
+	lastType string // the type name intern returned last
+	batch    []Message
 }
 
 // assembly is a chunked message being reassembled. It lives in the
@@ -532,13 +533,19 @@ func (c *conn) intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := c.types[string(b)]; ok {
-		return s
+	// A stream mostly repeats one type: comparing with the last name is
+	// cheaper than hashing it.
+	if string(b) == c.lastType {
+		return c.lastType
 	}
-	s := string(b)
-	if len(c.types) < maxTypeNames {
-		c.types[s] = s
+	s, ok := c.types[string(b)]
+	if !ok {
+		s = string(b)
+		if len(c.types) < maxTypeNames {
+			c.types[s] = s
+		}
 	}
+	c.lastType = s
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/slc-go/slc/codec"
 	"github.com/slc-go/slc/internal/testutil"
@@ -595,5 +596,51 @@ func (h *connHarness) up0(t *testing.T) {
 	t.Helper()
 	if _, ok := h.event().(*connUp); !ok {
 		t.Fatal("connection not up")
+	}
+}
+
+// TestIntern: type names come back equal to their bytes, the same string
+// for a name seen before (without allocating), whether it repeats or
+// alternates with others, and past the table's limit still correct.
+func TestIntern(t *testing.T) {
+	c := &conn{types: map[string]string{}}
+	if got := c.intern(nil); got != "" {
+		t.Fatalf("intern(nil) = %q", got)
+	}
+	a, b := []byte("app.Reading"), []byte("app.Command")
+	for i, name := range [][]byte{a, a, b, a, b, b} {
+		if got := c.intern(name); got != string(name) {
+			t.Fatalf("%d. intern(%q) = %q", i, name, got)
+		}
+	}
+	if sa, sb := c.intern(a), c.intern(b); unsafe.StringData(sa) != unsafe.StringData(c.intern(a)) || unsafe.StringData(sb) != unsafe.StringData(c.intern(b)) {
+		t.Fatal("a repeated name is not the interned string")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		c.intern(a)
+		c.intern(b)
+	}); n != 0 {
+		t.Fatalf("alternating known names: %v allocations, want 0", n)
+	}
+	for i := range maxTypeNames + 10 {
+		name := fmt.Appendf(nil, "t%d", i)
+		if got := c.intern(name); got != string(name) {
+			t.Fatalf("intern(%q) = %q", name, got)
+		}
+	}
+	if len(c.types) != maxTypeNames {
+		t.Fatalf("%d names kept, want the limit %d", len(c.types), maxTypeNames)
+	}
+	if got := c.intern(a); got != "app.Reading" {
+		t.Fatalf("intern(%q) = %q after the limit", a, got)
+	}
+}
+
+func BenchmarkIntern(b *testing.B) {
+	c := &conn{types: map[string]string{}}
+	name := []byte("bench.Sample")
+	b.ReportAllocs()
+	for b.Loop() {
+		c.intern(name)
 	}
 }
