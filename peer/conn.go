@@ -425,9 +425,16 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 }
 
 func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
-	d, err := wire.ParseData(p)
+	d, err := wire.ParseDataUnchecked(p)
 	if err != nil {
 		return false, err
+	}
+	// ParseData's UTF-8 check, skipped for a repeat of the last type name
+	// interned (which was checked).
+	if string(d.Type) != c.lastType {
+		if err := wire.CheckTypeName(d.Type); err != nil {
+			return false, err
+		}
 	}
 	asm := &c.s.asm
 	if asm.active {

@@ -161,6 +161,15 @@ func TestConnViolations(t *testing.T) {
 		}},
 		{name: "DATA with sequence number 0", code: wire.CodeSequence, send: [][]byte{data(0, 0, 0, 0, "", nil)}},
 		{name: "type name not UTF-8", code: wire.CodeMalformed, send: [][]byte{data(1, 0, 0, 0, "\xff\xfe", nil)}},
+		{name: "type name not UTF-8 after a valid one", code: wire.CodeMalformed, send: [][]byte{
+			data(1, 0, 0, 0, "app.T", []byte{0xc0}),
+			data(2, 0, 0, 0, "app.T", []byte{0xc0}),
+			data(3, 0, 0, 0, "app.T\xff", []byte{0xc0}),
+		}},
+		{name: "type name not UTF-8 in a re-sent message", code: wire.CodeMalformed, send: [][]byte{
+			data(1, 0, 0, 0, "app.T", []byte{0xc0}),
+			data(1, 0, 0, 0, "\xff", []byte{0xc0}),
+		}},
 		{name: "unknown compressor ID", code: wire.CodeUnsupportedCodec, send: [][]byte{data(1, 0, 0, 9, "", []byte("x"))}},
 		{name: "compressor the remote did not announce", code: wire.CodeUnsupportedCodec,
 			hello: func(h *wire.Hello) { h.Compressors = []wire.CodecEntry{{ID: 0, Name: "none", Version: 1}} },

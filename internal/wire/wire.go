@@ -244,6 +244,20 @@ func AppendData(b []byte, version uint8, flags uint8, seq uint64, ser, comp uint
 
 // ParseData decodes a DATA payload. Type and Body alias p.
 func ParseData(p []byte) (Data, error) {
+	d, err := ParseDataUnchecked(p)
+	if err != nil {
+		return Data{}, err
+	}
+	if err := CheckTypeName(d.Type); err != nil {
+		return Data{}, err
+	}
+	return d, nil
+}
+
+// ParseDataUnchecked is ParseData without the check that Type is UTF-8,
+// for a reader that checks each type name with CheckTypeName unless it
+// is one it has checked before.
+func ParseDataUnchecked(p []byte) (Data, error) {
 	if len(p) < DataPrefixLen {
 		return Data{}, protoErr(CodeMalformed, "DATA payload of %d bytes is shorter than its prefix", len(p))
 	}
@@ -261,10 +275,15 @@ func ParseData(p []byte) (Data, error) {
 	if d.Seq == 0 {
 		return Data{}, protoErr(CodeSequence, "DATA with sequence number 0")
 	}
-	if !utf8.Valid(d.Type) {
-		return Data{}, protoErr(CodeMalformed, "DATA type name is not UTF-8")
-	}
 	return d, nil
+}
+
+// CheckTypeName reports a DATA type name that is not UTF-8.
+func CheckTypeName(name []byte) error {
+	if !utf8.Valid(name) {
+		return protoErr(CodeMalformed, "DATA type name is not UTF-8")
+	}
+	return nil
 }
 
 // AppendAck appends an ACK frame: 8 bytes, the highest sequence number the
