@@ -864,6 +864,13 @@ func (c *fastCoder) decode(d *fastDecoder, p unsafe.Pointer) {
 		// room.
 		dst := (*[]byte)(p)
 		if n > 0 && (*dst == nil || n > cap(*dst)) {
+			if n <= 1024 {
+				// Cheaper than append's growth path for small sizes.
+				b := make([]byte, n)
+				copy(b, s)
+				*dst = b
+				return
+			}
 			// append does not clear memory it is about to copy over, as
 			// make would.
 			*dst = append([]byte(nil), s...)
