@@ -142,7 +142,7 @@ func (o *outWork) apply(tx *bolt.Tx) error {
 		if err := root.DeleteBucket([]byte(o.id)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err
 		}
-		if o.addr == nil && o.rel == nil && o.put == nil {
+		if o.addr == nil && o.rel == nil && len(o.puts) == 0 {
 			return nil
 		}
 	}
@@ -165,8 +165,12 @@ func (o *outWork) apply(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	if o.put != nil {
-		return b.Put(key(recPrefix, o.putKey), o.put)
+	// Records are appended in key order: full pages split off as they are.
+	b.FillPercent = 1
+	for _, p := range o.puts {
+		if err := b.Put(p.k, p.v); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -91,10 +91,12 @@ func (l *consumedLog) halfGen(i int) uint64 {
 	return binary.BigEndian.Uint64(h[8:])
 }
 
-func entryCRC(gen uint64, e []byte) uint32 {
-	var g [8]byte
-	binary.BigEndian.PutUint64(g[:], gen)
-	return crc32.Update(crc32.Checksum(g[:], castagnoli), castagnoli, e[:20])
+// entryCRC is the CRC of a record of half h: of the half's generation,
+// as its header holds it (big-endian), then of the record's 20 bytes.
+// Both are read where they are: a copy on the stack would escape
+// through the CRC function, one allocation per record.
+func entryCRC(h, e []byte) uint32 {
+	return crc32.Update(crc32.Checksum(h[8:16], castagnoli), castagnoli, e[:20])
 }
 
 // replay calls fn for every valid record of the halves newer than after,
@@ -114,7 +116,7 @@ func (l *consumedLog) replay(after uint64, fn func(idx uint32, inst, seq uint64)
 		h := l.half(i)
 		for off := logHeader; off+logEntry <= logHalf; off += logEntry {
 			e := h[off : off+logEntry]
-			if entryCRC(gen, e) != binary.BigEndian.Uint32(e[20:]) {
+			if entryCRC(h, e) != binary.BigEndian.Uint32(e[20:]) {
 				break
 			}
 			fn(binary.BigEndian.Uint32(e[16:]), binary.BigEndian.Uint64(e[8:]), binary.BigEndian.Uint64(e))
@@ -144,11 +146,12 @@ func (l *consumedLog) add(idx uint32, inst, seq uint64) (bool, error) {
 		return false, nil
 	}
 	off := logHeader + l.n*logEntry
-	e := l.half(l.active)[off : off+logEntry]
+	h := l.half(l.active)
+	e := h[off : off+logEntry]
 	binary.BigEndian.PutUint64(e, seq)
 	binary.BigEndian.PutUint64(e[8:], inst)
 	binary.BigEndian.PutUint32(e[16:], idx)
-	binary.BigEndian.PutUint32(e[20:], entryCRC(l.gen, e))
+	binary.BigEndian.PutUint32(e[20:], entryCRC(h, e))
 	l.n++
 	return true, l.r.wrote(l.active*logHalf+off, logEntry)
 }

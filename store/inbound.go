@@ -24,6 +24,7 @@ type sender struct {
 	asm      *asmState
 	drop     uint64 // chunk keys of dropped partial messages to delete, +1 (0: none)
 	pend     []kv   // records and chunks for the next commit
+	pendMsgs int    // messages in the records of pend
 }
 
 // inRec is an inbound record: the instance and ID of its last message.
@@ -151,16 +152,24 @@ func (k *sink) Push(done <-chan struct{}, from peer.ID, msgs []peer.Message) (in
 	return len(msgs), nil
 }
 
-// record queues one inbound record holding msgs for the next commit and
-// returns its number.
+// record queues inbound records holding msgs for the next commit and
+// returns the commit's number. The messages are grouped in records of at
+// most recordSize bytes, CRC included (a message larger than that has a
+// record of its own).
 func (st *Store) record(from peer.ID, msgs []peer.Message) (uint64, error) {
-	size := 8
+	size := 0
 	for i := range msgs {
 		size += 15 + len(msgs[i].Type) + len(msgs[i].Raw) + 16
 	}
-	b := make([]byte, 0, size+4)
+	type piece struct {
+		start, end int
+		lastSeq    uint64
+	}
+	var arr [4]piece
+	pieces := arr[:0]
+	b := make([]byte, 0, size+12*(size/(recordSize/2)+1))
 	inst := msgs[0].Instance
-	b = binary.BigEndian.AppendUint64(b, inst)
+	start, lastSeq := -1, uint64(0)
 	for i := range msgs {
 		// A message whose serializer this node lacks is kept with no
 		// serializer name, and restored with the same error.
@@ -168,9 +177,21 @@ func (st *Store) record(from peer.ID, msgs []peer.Message) (uint64, error) {
 		if ser, ok := codec.SerializerByID(msgs[i].Serializer); ok && (msgs[i].Err == nil || msgs[i].Serializer != codec.Raw) {
 			name = ser.Name()
 		}
+		n := 14 + len(name) + len(msgs[i].Type) + len(msgs[i].Raw)
+		if start >= 0 && len(b)-start+n+4 > recordSize {
+			b = sealFrom(b, start)
+			pieces = append(pieces, piece{start: start, end: len(b), lastSeq: lastSeq})
+			start = -1
+		}
+		if start < 0 {
+			start = len(b)
+			b = binary.BigEndian.AppendUint64(b, inst)
+		}
 		b = appendMessage(b, &msgs[i], name)
+		lastSeq = uint64(msgs[i].ID)
 	}
-	last := uint64(msgs[len(msgs)-1].ID)
+	b = sealFrom(b, start)
+	pieces = append(pieces, piece{start: start, end: len(b), lastSeq: lastSeq})
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -181,16 +202,18 @@ func (st *Store) record(from peer.ID, msgs []peer.Message) (uint64, error) {
 		return 0, ErrClosed
 	}
 	s := st.senderLocked(from)
-	st.nextIn++
-	k := key(recPrefix, st.nextIn)
-	s.pend = append(s.pend, kv{k, seal(b)})
-	s.recs = append(s.recs, inRec{key: st.nextIn, inst: inst, lastSeq: last})
+	for _, pc := range pieces {
+		st.nextIn++
+		s.pend = append(s.pend, kv{key(recPrefix, st.nextIn), b[pc.start:pc.end:pc.end]})
+		s.recs = append(s.recs, inRec{key: st.nextIn, inst: inst, lastSeq: pc.lastSeq})
+	}
+	s.pendMsgs += len(msgs)
 	if s.inst != inst {
 		s.inst = inst
 	}
-	s.dlv, s.dlvDirty = last, true
-	if a := s.asm; a != nil && (a.inst != inst || a.p.Seq <= last) {
-		// The chunked message is complete (it is in this record), or
+	s.dlv, s.dlvDirty = lastSeq, true
+	if a := s.asm; a != nil && (a.inst != inst || a.p.Seq <= lastSeq) {
+		// The chunked message is complete (it is in these records), or
 		// belongs to an earlier instance of the sender.
 		s.dropLocked()
 	}
@@ -392,11 +415,7 @@ func (st *Store) collectInLocked(s *sender) inWork {
 		}
 		s.drop = 0
 	}
-	for _, p := range s.pend {
-		if p.k[0] == recPrefix && len(p.k) == 9 {
-			w.received++
-		}
-	}
+	w.received, s.pendMsgs = s.pendMsgs, 0
 	w.puts = append(w.puts, s.pend...)
 	s.pend = nil
 	// Records whose messages were all consumed go, with the
@@ -438,6 +457,8 @@ func (w *inWork) apply(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	// Records are appended in key order: full pages split off as they are.
+	b.FillPercent = 1
 	for _, k := range w.pre {
 		if err := b.Delete(k); err != nil {
 			return err

@@ -7,6 +7,14 @@ import (
 )
 
 const (
+	// recordSize is the most bytes a record of outbound frames or of
+	// inbound messages holds, CRC included, unless one entry alone is
+	// larger. Two such records and their keys fill one 4 KiB database
+	// page. The database rewrites a leaf page whole whenever it changes
+	// it, and a leaf keeps at least two values however large: with one
+	// large record per commit, every commit rewrote the previous
+	// record, and every deletion the next one.
+	recordSize = 2000
 	// maxPendHint bounds the size a peer's next pending entries start
 	// with when no spare buffer is at hand.
 	maxPendHint = 1 << 20
@@ -107,12 +115,51 @@ func (st *Store) pendBufLocked(hint, need int) []byte {
 // the database copied what it needed from them during the commit.
 func (st *Store) recycleLocked(w *work) {
 	for i := range w.out {
-		b := w.out[i].buf
-		if b == nil || cap(b) > maxSpareSize || len(st.spare) >= maxSpares {
-			continue
+		st.spareLocked(w.out[i].buf)
+		w.out[i].buf, w.out[i].puts = nil, nil
+	}
+}
+
+// splitOutLocked adds the records that hold entries (frame entries of p,
+// none released) to w: sealed runs of whole entries of at most
+// recordSize bytes each, CRC included (an entry larger than that is a
+// record of its own), copied into one buffer.
+func (st *Store) splitOutLocked(p *outPeer, w *outWork, entries []byte) {
+	type cut struct {
+		end                int // offset in entries
+		lastSeq, lastChunk uint64
+	}
+	cuts := make([]cut, 0, len(entries)/(recordSize/2)+1)
+	var c cut
+	start, off := 0, 0
+	parseFrames(entries, func(seq, chunk uint64, frame []byte) {
+		n := frameOverhead + len(frame)
+		if off > start && off-start+n+4 > recordSize {
+			cuts = append(cuts, c)
+			start = off
 		}
+		off += n
+		c = cut{end: off, lastSeq: seq, lastChunk: chunk}
+	})
+	cuts = append(cuts, c)
+	buf := st.pendBufLocked(0, len(entries)+4*len(cuts))
+	w.puts = make([]kv, 0, len(cuts))
+	start = 0
+	for _, c := range cuts {
+		at := len(buf)
+		buf = sealFrom(append(buf, entries[start:c.end]...), at)
+		w.puts = append(w.puts, kv{key(recPrefix, p.nextKey), buf[at:len(buf):len(buf)]})
+		p.recs = append(p.recs, outRec{key: p.nextKey, lastSeq: c.lastSeq, lastChunk: c.lastChunk, size: int64(c.end - start)})
+		p.nextKey++
+		start = c.end
+	}
+	w.buf = buf
+}
+
+// spareLocked keeps b, emptied, for reuse, within the store's bounds.
+func (st *Store) spareLocked(b []byte) {
+	if b != nil && cap(b) <= maxSpareSize && len(st.spare) < maxSpares {
 		st.spare = append(st.spare, b[:0])
-		w.out[i].buf, w.out[i].put = nil, nil
 	}
 }
 
@@ -235,20 +282,18 @@ func (st *Store) Forget(id peer.ID) {
 
 // outWork is what one commit writes for one peer.
 type outWork struct {
-	id       peer.ID
-	forget   bool
-	addr     *string
-	rel      *[3]uint64
-	del      []uint64
-	delSize  int64
-	putKey   uint64
-	put      []byte
-	putFrame int
-	buf      []byte // the entries' buffer (put is in it), reused once committed
+	id      peer.ID
+	forget  bool
+	addr    *string
+	rel     *[3]uint64
+	del     []uint64
+	delSize int64
+	puts    []kv   // records of frame entries, each at most recordSize bytes unless one entry is larger
+	buf     []byte // the records' buffer (puts are in it), reused once committed
 }
 
 func (w *outWork) empty() bool {
-	return !w.forget && w.addr == nil && w.rel == nil && len(w.del) == 0 && w.put == nil
+	return !w.forget && w.addr == nil && w.rel == nil && len(w.del) == 0 && len(w.puts) == 0
 }
 
 // collectOutLocked takes what peer p has for the next commit.
@@ -274,24 +319,22 @@ func (st *Store) collectOutLocked(p *outPeer) outWork {
 		// Frames the peer acknowledged before they were committed need
 		// not be written.
 		rest := p.pend
-		var lastSeq, lastChunk uint64
-		n := 0
+		skip := true
 		parseFrames(p.pend, func(seq, chunk uint64, frame []byte) {
-			if n == 0 && p.released(seq, chunk) {
+			if skip && p.released(seq, chunk) {
 				rest = rest[frameOverhead+len(frame):]
 				return
 			}
-			n++
-			lastSeq, lastChunk = seq, chunk
+			skip = false
 		})
 		st.outBytes -= int64(len(p.pend) - len(rest))
-		if n > 0 {
-			w.putKey, w.put, w.putFrame = p.nextKey, seal(rest), n
-			p.nextKey++
-			p.recs = append(p.recs, outRec{key: w.putKey, lastSeq: lastSeq, lastChunk: lastChunk, size: int64(len(rest))})
+		if len(rest) > 0 {
+			st.splitOutLocked(p, &w, rest)
 		}
+		// What is kept was copied into w.buf: the entries' buffer can
+		// take the next frames (of any peer).
 		p.pendHint = len(p.pend)
-		w.buf = p.pend
+		st.spareLocked(p.pend)
 		p.pend = nil
 	}
 	return w

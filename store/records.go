@@ -33,6 +33,9 @@ import (
 //	                       a chunked message partly received
 //	in/<sender>/c<i>       chunk i of that message
 //	damaged/<path>         values a salvaging Open moved aside
+//
+// A commit writes the frames or messages it holds for a peer as records
+// of at most recordSize bytes (a larger single entry has one of its own).
 const formatV1 = "slc-store/1"
 
 var (
@@ -64,6 +67,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // seal appends the CRC-32C of b to b.
 func seal(b []byte) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// sealFrom appends the CRC of b[start:] to b: the value b[start:] is
+// then sealed.
+func sealFrom(b []byte, start int) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
 // unseal checks and strips the CRC of a value.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
 
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 
 	"github.com/slc-go/slc/codec"
@@ -405,4 +407,159 @@ func TestOutboundBufferReused(t *testing.T) {
 			t.Fatalf("frame %d: seq %d %q", i, f.Seq, f.Bytes)
 		}
 	}
+}
+
+// TestConsumptionLogAddAllocates: recording a consumption, done for every
+// message the application takes, allocates nothing, and the record reads
+// back.
+func TestConsumptionLogAddAllocates(t *testing.T) {
+	l, err := openLog(filepath.Join(t.TempDir(), logName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	if err := l.start(0, 7); err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	if n := testing.AllocsPerRun(100, func() {
+		seq++
+		if ok, err := l.add(3, 9, seq); !ok || err != nil {
+			t.Fatalf("add: %t, %v", ok, err)
+		}
+	}); n != 0 {
+		t.Fatalf("add: %v allocations, want 0", n)
+	}
+	var got uint64
+	l.replay(0, func(idx uint32, inst, s uint64) {
+		if idx != 3 || inst != 9 || s != got+1 {
+			t.Fatalf("replayed %d/%d/%d after %d", idx, inst, s, got)
+		}
+		got = s
+	})
+	if got != seq {
+		t.Fatalf("replayed up to %d, want %d", got, seq)
+	}
+}
+
+// recordSizes returns the size of every record (recPrefix key) in the
+// bucket at path.
+func recordSizes(t *testing.T, st *Store, path [][]byte) []int {
+	t.Helper()
+	var sizes []int
+	err := st.db.View(func(tx *bolt.Tx) error {
+		b := nested(tx, path)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek([]byte{recPrefix}); k != nil && k[0] == recPrefix; k, v = c.Next() {
+			sizes = append(sizes, len(v))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sizes
+}
+
+// TestRecordsSplit: what one commit keeps for a peer, in either
+// direction, is written as records of at most recordSize bytes (a single
+// larger entry has a record of its own), so that the database does not
+// rewrite a previous large record with every commit; everything is
+// restored whole and in order, and Received counts messages.
+func TestRecordsSplit(t *testing.T) {
+	t.Run("outbound", func(t *testing.T) {
+		dir := t.TempDir()
+		st := open(t, dir, "a", Options{})
+		big := bytes.Repeat([]byte{'x'}, 3*recordSize)
+		body := func(seq uint64) []byte {
+			if seq == 50 {
+				return big
+			}
+			return bytes.Repeat([]byte{byte(seq)}, 100+int(seq))
+		}
+		var last uint64
+		for seq := uint64(1); seq <= 80; seq++ {
+			last = st.Append("b", frame(seq)[:6], body(seq), seq, 0)
+		}
+		if err := st.WaitCommit(last); err != nil {
+			t.Fatal(err)
+		}
+		sizes := recordSizes(t, st, outBucketPath("b"))
+		if len(sizes) < 5 {
+			t.Fatalf("%d records for 80 frames of 100–180 bytes and one of %d", len(sizes), len(big))
+		}
+		over := 0
+		for _, n := range sizes {
+			if n > recordSize {
+				over++
+			}
+		}
+		if over != 1 {
+			t.Fatalf("record sizes %v: %d over %d bytes, want only the large frame's", sizes, over, recordSize)
+		}
+		st.Release("b", 30, 0, 0)
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st = open(t, dir, "a", Options{})
+		defer st.Close()
+		r := st.Restored()
+		if len(r) != 1 || r[0].Acked != 30 || len(r[0].Frames) != 50 {
+			t.Fatalf("restored %d peers, %+v", len(r), r)
+		}
+		for i, f := range r[0].Frames {
+			want := append(frame(uint64(31 + i))[:6:6], body(uint64(31+i))...)
+			if f.Seq != uint64(31+i) || !bytes.Equal(f.Bytes, want) {
+				t.Fatalf("frame %d: seq %d, %d bytes", i, f.Seq, len(f.Bytes))
+			}
+		}
+	})
+	t.Run("inbound", func(t *testing.T) {
+		dir := t.TempDir()
+		n := openNode(t, dir)
+		msgs := make([]peer.Message, 100)
+		for i := range msgs {
+			raw := bytes.Repeat([]byte{byte(i)}, 50+i)
+			if i == 60 {
+				raw = bytes.Repeat([]byte{'y'}, 3*recordSize)
+			}
+			msgs[i] = peer.Message{From: "s", Instance: 5, ID: peer.MsgID(i + 1), Serializer: codec.Raw, Raw: raw, Body: raw}
+		}
+		n.push(t, msgs)
+		if got := n.st.Stats().Received; got != 100 {
+			t.Fatalf("Received = %d, want 100 messages", got)
+		}
+		sizes := recordSizes(t, n.st, inBucketPath("s"))
+		over := 0
+		for _, s := range sizes {
+			if s > recordSize {
+				over++
+			}
+		}
+		if len(sizes) < 5 || over != 1 {
+			t.Fatalf("record sizes %v: want several, only the large message's over %d bytes", sizes, recordSize)
+		}
+		n.receive(t, 40)
+		if err := n.st.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if left := recordSizes(t, n.st, inBucketPath("s")); len(left) >= len(sizes) {
+			t.Fatalf("%d records left of %d after 40 of 100 messages were consumed", len(left), len(sizes))
+		}
+		n.st.crash()
+		n.ib.Close()
+		n = openNode(t, dir)
+		defer n.st.Close()
+		defer n.ib.Close()
+		var want []string
+		for _, m := range msgs[40:] {
+			want = append(want, fmt.Sprintf("s:%d:%s", m.ID, m.Raw))
+		}
+		if got := n.drain(); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("restored %d messages, want %d (41..100 in order)", len(got), len(want))
+		}
+	})
 }
