@@ -144,6 +144,13 @@ func (s *msgpackSerializer) Unmarshal(data []byte, v any) error {
 	if p != nil && (base == nil || reflect.TypeOf(v).Kind() != reflect.Pointer) {
 		p = nil
 	}
+	return s.unmarshalPlanned(data, v, p, base)
+}
+
+// unmarshalPlanned is Unmarshal with v's plan known: p is the plan of the
+// struct v points to, at base, or nil (no plan, or v is no pointer to a
+// struct).
+func (s *msgpackSerializer) unmarshalPlanned(data []byte, v any, p *fastPlan, base unsafe.Pointer) error {
 	// Without library fields, the fast path checks every length against
 	// the input itself, nests no deeper than the type, and takes exactly
 	// one value: the checking pass is needed only when it gives up.

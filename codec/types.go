@@ -94,10 +94,18 @@ func RegisterType[T any](name string) error {
 // the layout the runtime gives any interface holding a T (a type word and
 // a pointer to a T that is never written again), without the copy.
 func decoderFor[T any]() func(s Serializer, data []byte) (any, error) {
-	if isDirectIface(reflect.TypeFor[T]()) {
+	var plan typedPlan
+	t := reflect.TypeFor[T]()
+	unmarshal := func(s Serializer, data []byte, p *T) error {
+		if ms, ok := s.(*msgpackSerializer); ok {
+			return ms.unmarshalPlanned(data, p, plan.get(t), unsafe.Pointer(p))
+		}
+		return s.Unmarshal(data, p)
+	}
+	if isDirectIface(t) {
 		return func(s Serializer, data []byte) (any, error) {
 			p := new(T)
-			if err := s.Unmarshal(data, p); err != nil {
+			if err := unmarshal(s, data, p); err != nil {
 				return nil, err
 			}
 			return *p, nil
@@ -108,7 +116,7 @@ func decoderFor[T any]() func(s Serializer, data []byte) (any, error) {
 	typ := (*[2]unsafe.Pointer)(unsafe.Pointer(&proto))[0]
 	return func(s Serializer, data []byte) (any, error) {
 		p := new(T)
-		if err := s.Unmarshal(data, p); err != nil {
+		if err := unmarshal(s, data, p); err != nil {
 			return nil, err
 		}
 		var v any
@@ -116,6 +124,29 @@ func decoderFor[T any]() func(s Serializer, data []byte) (any, error) {
 		w[0], w[1] = typ, unsafe.Pointer(p)
 		return v, nil
 	}
+}
+
+// typedPlan holds the msgpack plan of a registered type for its decoder,
+// looked up on first use: decoding then skips planOf's reflection and
+// cache lookup. The plan of a type never changes once made.
+type typedPlan struct {
+	done atomic.Bool
+	p    atomic.Pointer[fastPlan]
+}
+
+// get returns t's plan, or nil when t is no struct or has no plan.
+func (tp *typedPlan) get(t reflect.Type) *fastPlan {
+	if tp.done.Load() {
+		return tp.p.Load()
+	}
+	var p *fastPlan
+	if t.Kind() == reflect.Struct {
+		// Not under a lock: making a plan may decode with this package.
+		p = plans.lookup(t)
+	}
+	tp.p.Store(p)
+	tp.done.Store(true)
+	return p
 }
 
 // TypeName returns the name registered for the dynamic type of v. A *T
