@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -23,7 +23,25 @@ const maxEnded = 1024
 type table struct {
 	live  map[peer.ID]*peer.Session
 	list  []*peer.Session // live, in name order
+	ids   []peer.ID       // list's names
 	ended map[peer.ID]*peer.Session
+}
+
+// maxScan is the number of live peers up to which a lookup compares
+// names instead of hashing one: a Send names its peers.
+const maxScan = 4
+
+// liveSession returns the live session of id, or nil.
+func (t *table) liveSession(id peer.ID) *peer.Session {
+	if len(t.ids) <= maxScan {
+		for i, x := range t.ids {
+			if x == id {
+				return t.list[i]
+			}
+		}
+		return nil
+	}
+	return t.live[id]
 }
 
 var emptyTable = &table{live: map[peer.ID]*peer.Session{}, ended: map[peer.ID]*peer.Session{}}
@@ -89,7 +107,7 @@ func (c *Core) lookup(ss []*peer.Session, to []peer.ID) ([]*peer.Session, error)
 		return append(ss, t.list...), nil
 	}
 	for _, id := range to {
-		s := t.live[id]
+		s := t.liveSession(id)
 		if s == nil {
 			if e := t.ended[id]; e != nil {
 				return ss, &peer.PeerError{Peer: id, Op: "send", Err: e.Err()}
@@ -153,7 +171,7 @@ func (c *Core) sessionsFor(to []peer.ID) ([]*peer.Session, error) {
 	t := c.tab.Load()
 	ss := make([]*peer.Session, 0, len(to))
 	for _, id := range to {
-		s := t.live[id]
+		s := t.liveSession(id)
 		if s == nil {
 			s = t.ended[id]
 		}
@@ -289,9 +307,12 @@ func (c *Core) publishTable(live map[peer.ID]*peer.Session, ended map[peer.ID]*p
 	t := &table{live: make(map[peer.ID]*peer.Session, len(live)), ended: make(map[peer.ID]*peer.Session, len(ended))}
 	for id, s := range live {
 		t.live[id] = s
-		t.list = append(t.list, s)
+		t.ids = append(t.ids, id)
 	}
-	sort.Slice(t.list, func(i, j int) bool { return t.list[i].ID() < t.list[j].ID() })
+	slices.Sort(t.ids)
+	for _, id := range t.ids {
+		t.list = append(t.list, live[id])
+	}
 	for id, s := range ended {
 		t.ended[id] = s
 	}
