@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/slc-go/slc/codec"
 	"github.com/slc-go/slc/internal/wire"
@@ -107,6 +108,7 @@ type conn struct {
 	types    map[string]string
 	lastType string // the type name intern returned last
 	batch    []Message
+	slab     [][]byte // []byte headers not yet handed out by boxRaw
 }
 
 // assembly is a chunked message being reassembled. It lives in the
@@ -565,12 +567,46 @@ func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
 	} else {
 		m.Serializer = c.hs.sid[serID]
 		if m.Serializer == codec.Raw {
-			m.Body = raw
+			m.Body = c.boxRaw(raw)
 		} else {
 			m.Body, m.Err = codec.Decode(typ, ser, raw)
 		}
 	}
 	c.batch = append(c.batch, m)
+}
+
+// rawSlab is the number of []byte headers allocated at once for the
+// bodies of raw messages.
+const rawSlab = 64
+
+// bytesType is the type word of an interface holding a []byte.
+var bytesType = func() unsafe.Pointer {
+	var v any = []byte(nil)
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0]
+}()
+
+// boxRaw returns raw in an interface, as any(raw) would, without its
+// allocation of a slice header per message: an interface holding a
+// []byte points at a header that nothing writes again, so headers are
+// allocated rawSlab at a time and each is handed out once. (A body kept
+// keeps its slab alive: rawSlab headers, and the read buffers they point
+// into, which the messages of one slab mostly share anyway.)
+func (c *conn) boxRaw(raw []byte) any {
+	if len(raw) >= 64<<10 {
+		// The allocation does not matter at this size, and a large body
+		// (perhaps in a pooled buffer) keeps nothing else alive.
+		return raw
+	}
+	if len(c.slab) == 0 {
+		c.slab = make([][]byte, rawSlab)
+	}
+	h := &c.slab[0]
+	c.slab = c.slab[1:]
+	*h = raw
+	var v any
+	w := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))
+	w[0], w[1] = bytesType, unsafe.Pointer(h)
+	return v
 }
 
 // flush hands the batch to the mailbox, which may block (backpressure),

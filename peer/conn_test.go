@@ -653,3 +653,30 @@ func BenchmarkIntern(b *testing.B) {
 		c.intern(name)
 	}
 }
+
+// TestBoxRaw: a raw body boxed from a slab of headers is the message's
+// bytes, each message its own, whatever slab it came from; it allocates
+// one slab per rawSlab messages.
+func TestBoxRaw(t *testing.T) {
+	c := &conn{}
+	var bodies []any
+	var raws [][]byte
+	for i := range 3*rawSlab + 5 {
+		raw := []byte(fmt.Sprintf("message %d", i))
+		if i == 7 {
+			raw = make([]byte, 64<<10) // large: boxed plainly
+		}
+		raws = append(raws, raw)
+		bodies = append(bodies, c.boxRaw(raw))
+	}
+	for i, b := range bodies {
+		got, ok := b.([]byte)
+		if !ok || len(got) != len(raws[i]) || unsafe.SliceData(got) != unsafe.SliceData(raws[i]) || string(got) != string(raws[i]) {
+			t.Fatalf("body %d = %T %q, want the raw bytes %q", i, b, b, raws[i][:min(len(raws[i]), 16)])
+		}
+	}
+	raw := []byte("x")
+	if n := testing.AllocsPerRun(10*rawSlab, func() { _ = c.boxRaw(raw) }); n > 0.1 {
+		t.Fatalf("boxRaw: %v allocations per call, want one per %d", n, rawSlab)
+	}
+}
