@@ -182,3 +182,72 @@ func TestLargeMessageResumesMidway(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGivenBodiesAcrossResets sends typed messages large enough that Send
+// gives each encoded body to the outbound log instead of copying it, and
+// resets the connection while they flow: every message must arrive once,
+// in order, with its own content, so a body re-sent after a reset (or
+// reused for a later message too early) would show.
+func TestGivenBodiesAcrossResets(t *testing.T) {
+	const total, resets, size = 240, 6, 100 << 10
+	ctx := testCtx(t, 60*time.Second)
+	a := newComm(t, "receiver")
+	b := newComm(t, "sender", slc.WithRetries(slc.RetryForever))
+	proxy, err := testutil.NewProxy(listen(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ev := watch(t, b)
+	p, err := b.Connect(ctx, proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := func(n int) []byte { return bytes.Repeat([]byte{byte(n), byte(n >> 8), 0x5a}, size/3+n%7) }
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := 1; i <= total; i++ {
+			if _, err := b.Send(ctx, Seq{N: i, Payload: payload(i)}, p); err != nil {
+				sendErr <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+		}
+		sendErr <- nil
+	}()
+	var got []uint64
+	done := 0
+	for len(got) < total {
+		m, err := a.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(got), err)
+		}
+		s, ok := m.Body.(Seq)
+		if !ok || !bytes.Equal(s.Payload, payload(s.N)) {
+			t.Fatalf("message %d: body %T of %d bytes is not message %d's content (%v)", len(got), m.Body, len(s.Payload), s.N, m.Err)
+		}
+		got = append(got, uint64(s.N))
+		if done < resets && len(got) >= (done+1)*total/(resets+1) {
+			ev.waitCount(ctx, t, "PeerConnected", done+1, isType[*actors.PeerConnected])
+			if proxy.Conns() == 0 {
+				continue
+			}
+			proxy.Reset()
+			done++
+		}
+	}
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, ok := a.TryReceive()
+		if !ok {
+			break
+		}
+		got = append(got, uint64(m.Body.(Seq).N))
+	}
+	tally := testutil.CheckSequence(total, got)
+	t.Logf("%s resets=%d", tally, done)
+	if tally.Lost != 0 || tally.Duplicated != 0 || tally.Reordered != 0 || tally.Received != total || done != resets {
+		t.Fatalf("delivery broken: %s, %d resets", tally, done)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/slc-go/slc/codec"
+	"github.com/slc-go/slc/internal/wire"
 	"github.com/slc-go/slc/mailbox"
 	"github.com/slc-go/slc/peer"
 )
@@ -131,7 +132,10 @@ func contains(ss []*peer.Session, s *peer.Session) bool {
 	return false
 }
 
-type encoder struct{ buf []byte }
+type encoder struct {
+	buf  []byte
+	last int // the size of the last body encoded
+}
 
 var encPool = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 1024)} }}
 
@@ -144,13 +148,31 @@ func (c *Core) Send(ctx context.Context, v any, to ...peer.ID) (peer.MsgID, erro
 	typ, _ := codec.TypeName(v)
 	e := encPool.Get().(*encoder)
 	defer encPool.Put(e)
+	if e.last > giveMin && cap(e.buf) < e.last {
+		// The last body went to an outbound log: encode into a pooled
+		// buffer of its size, one that log may have given back.
+		e.buf = wire.GetLarge(e.last + e.last/8)
+	}
 	body, err := c.ser.Append(e.buf[:0], v)
 	if err != nil {
 		return 0, fmt.Errorf("slc: serialize %T: %w", v, err)
 	}
-	e.buf = body[:0]
-	return c.send(ctx, &peer.Outgoing{Serializer: c.serID, Type: typ, Body: body}, to)
+	e.last = len(body)
+	// A large body is given to the log (one peer, one frame): it is not
+	// copied there, and this encoder takes another buffer next time.
+	m := &peer.Outgoing{Serializer: c.serID, Type: typ, Body: body, Give: len(body) > giveMin}
+	id, err := c.send(ctx, m, to)
+	if m.Taken {
+		e.buf = nil
+	} else {
+		e.buf = body[:0]
+	}
+	return id, err
 }
+
+// giveMin is the body size above which Send gives the encoded body to
+// the outbound log instead of having it copied.
+const giveMin = 64 << 10
 
 // SendRaw queues b as it is.
 func (c *Core) SendRaw(ctx context.Context, b []byte, to ...peer.ID) (peer.MsgID, error) {

@@ -18,8 +18,18 @@ var segPool = sync.Pool{New: func() any { return &segment{buf: make([]byte, 0, s
 // segment is a run of encoded frames. Its bytes never move once appended:
 // the writer reads from them while senders append after them.
 type segment struct {
-	buf []byte // len is the bytes used; cap is fixed
-	off int64  // absolute log offset of buf[0]
+	buf   []byte // len is the bytes used; cap is fixed
+	off   int64  // absolute log offset of buf[0]
+	given bool   // buf is a message body the sender gave up (see adopt): nothing is appended to it
+}
+
+// free gives a segment no longer needed back for reuse.
+func (s *segment) free() {
+	if s.given {
+		wire.PutLarge(s.buf)
+		return
+	}
+	segPool.Put(s)
 }
 
 func (s *segment) end() int64 { return s.off + int64(len(s.buf)) }
@@ -143,7 +153,7 @@ func (l *outLog) waitRoom(ctx context.Context, limit int64) error {
 func (l *outLog) writeBytes(b []byte) {
 	for len(b) > 0 {
 		var s *segment
-		if k := len(l.segs); k > 0 && len(l.segs[k-1].buf) < cap(l.segs[k-1].buf) {
+		if k := len(l.segs); k > 0 && !l.segs[k-1].given && len(l.segs[k-1].buf) < cap(l.segs[k-1].buf) {
 			s = l.segs[k-1]
 		} else {
 			s = segPool.Get().(*segment)
@@ -183,12 +193,29 @@ func (l *outLog) appendData(chunk uint64, flags uint8, seq uint64, ser, comp uin
 // appendLocked appends a frame and hands it to the store, if any; it
 // returns the store commit that holds it. Called with mu held.
 func (l *outLog) appendLocked(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte) uint64 {
+	return l.appendGiven(chunk, flags, seq, ser, comp, typ, body, false)
+}
+
+// appendGiven is appendLocked that, with give, keeps body itself instead
+// of a copy: the caller gives it up, and it comes back to the large
+// buffer pool (wire.GetLarge) once acknowledged.
+func (l *outLog) appendGiven(chunk uint64, flags uint8, seq uint64, ser, comp uint8, typ string, body []byte, give bool) uint64 {
 	var hdr [wire.HeaderLen + wire.DataPrefixLen + wire.MaxTypeName]byte
 	h := wire.AppendData(hdr[:0], l.version, flags, seq, ser, comp, typ, nil)
 	// AppendData wrote the length of an empty body; patch in the real one.
 	n := len(h) - wire.HeaderLen + len(body)
 	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	l.appendFrame(h, body, seq, chunk)
+	if give {
+		l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
+		if chunk == 0 {
+			l.last = seq
+		}
+		l.writeBytes(h)
+		l.segs = append(l.segs, &segment{buf: body, off: l.tail, given: true})
+		l.tail += int64(len(body))
+	} else {
+		l.appendFrame(h, body, seq, chunk)
+	}
 	if l.persist != nil {
 		// Through a reused heap copy, so that hdr stays on the stack
 		// when there is no store; persist copies what it keeps.
@@ -313,17 +340,24 @@ func (l *outLog) release() {
 	limit := min(l.head(), l.wpos)
 	i := 0
 	for i < len(l.segs)-1 && l.segs[i].end() <= limit {
-		segPool.Put(l.segs[i])
+		l.segs[i].free()
 		l.segs[i] = nil
 		i++
 	}
 	if i > 0 {
 		l.segs = append(l.segs[:0], l.segs[i:]...)
 	}
-	// The last segment is reused in place once everything in it is done.
+	// The last segment is reused in place once everything in it is done
+	// (a given one is freed: the next append takes a pooled segment).
 	if len(l.segs) == 1 && l.segs[0].end() <= limit && l.wend == l.wpos {
-		l.segs[0].buf = l.segs[0].buf[:0]
-		l.segs[0].off = l.tail
+		if l.segs[0].given {
+			l.segs[0].free()
+			l.segs[0] = nil
+			l.segs = l.segs[:0]
+		} else {
+			l.segs[0].buf = l.segs[0].buf[:0]
+			l.segs[0].off = l.tail
+		}
 	}
 	if l.eh > 1024 && l.eh*2 > len(l.ents) {
 		l.ents = append(l.ents[:0], l.ents[l.eh:]...)

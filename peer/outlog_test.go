@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/slc-go/slc/internal/wire"
 )
@@ -715,14 +716,29 @@ func outLogModel(t *testing.T, seed int64, ops int) {
 				size := rng.Intn(3000)
 				if rng.Intn(40) == 0 {
 					size = segSize/2 + rng.Intn(segSize) // sometimes past a segment
+				} else if rng.Intn(20) == 0 {
+					size = 64<<10 + rng.Intn(64<<10) // a pooled large size
 				}
-				body := make([]byte, size)
+				give := n == 1 && rng.Intn(3) == 0
+				var body []byte
+				if give {
+					// Given to the log: from the pool it returns it
+					// to, so a body freed too early is overwritten by
+					// a later one.
+					body = wire.GetLarge(size)
+				} else {
+					body = make([]byte, size)
+				}
 				rng.Read(body)
 				flags := uint8(0)
 				if i < n-1 {
 					flags = wire.FlagMore
 				}
-				if _, err := l.appendData(uint64(i), flags, last, 1, 0, typ, body); err != nil {
+				if give {
+					l.mu.Lock()
+					l.appendGiven(uint64(i), flags, last, 1, 0, typ, body, true)
+					l.mu.Unlock()
+				} else if _, err := l.appendData(uint64(i), flags, last, 1, 0, typ, body); err != nil {
 					t.Fatal(err)
 				}
 				f := modelFrame{seq: last, chunk: uint64(i), chunks: uint64(n), start: int64(len(stream))}
@@ -921,4 +937,66 @@ func outLogModel(t *testing.T, seed int64, ops int) {
 		t.Fatalf("all acknowledged: unacked %d, %d segments, %d entries", l.unacked(), len(l.segs), len(l.ents)-l.eh)
 	}
 	t.Logf("seed %d: %d frames, %d bytes, last %d, %d abandoned", seed, len(frames), len(stream), last, len(aborted))
+}
+
+// TestOutLogGivenBody: a body given to the log is kept, not copied; the
+// frames around it stay in order, nothing is appended into it, a rewind
+// re-sends it intact, and once it is acknowledged and written the log
+// keeps no reference to it.
+func TestOutLogGivenBody(t *testing.T) {
+	l := newOutLog(nil)
+	want := appendMsg(t, l, 1, []byte("before"))
+	body := wire.GetLarge(300 << 10)
+	for i := range body {
+		body[i] = byte(i % 251)
+	}
+	issued(l, 2)
+	l.mu.Lock()
+	l.appendGiven(0, 0, 2, 1, 0, "t", body, true)
+	l.mu.Unlock()
+	want = append(want, wire.AppendData(nil, wire.MaxVersion, 0, 2, 1, 0, "t", body)...)
+	want = append(want, appendMsg(t, l, 3, []byte("after"))...)
+
+	given := 0
+	for _, s := range l.segs {
+		if s.given {
+			given++
+			if unsafe.SliceData(s.buf) != unsafe.SliceData(body) || len(s.buf) != len(body) {
+				t.Fatal("the given body was copied or appended to")
+			}
+		}
+	}
+	if given != 1 {
+		t.Fatalf("%d given segments, want 1", given)
+	}
+	if got := drain(l); !bytes.Equal(got, want) {
+		t.Fatalf("the writer sends %d bytes, not the %d of the three frames", len(got), len(want))
+	}
+	// The connection dropped; the remote delivered message 1 only.
+	l.ack(1)
+	if _, err := l.rewind(wire.Resume{Delivered: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(t, drain(l)); !slices.Equal(got, []uint64{2, 3}) {
+		t.Fatalf("after the rewind the writer sends %v, want [2 3]", got)
+	}
+	first := len(wire.AppendData(nil, wire.MaxVersion, 0, 1, 1, 0, "t", []byte("before")))
+	wantResent := want[first:]
+	if _, err := l.rewind(wire.Resume{Delivered: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(l); !bytes.Equal(got, wantResent) {
+		t.Fatal("the re-sent given body differs from the one sent")
+	}
+	l.ack(3)
+	for _, s := range l.segs {
+		if s.given {
+			t.Fatal("an acknowledged, written given body is still referenced")
+		}
+	}
+	// The log goes on with pooled segments.
+	appendMsg(t, l, 4, []byte("next"))
+	if got := seqsOf(t, drain(l)); !slices.Equal(got, []uint64{4}) {
+		t.Fatalf("after the given body the writer sends %v", got)
+	}
 }

@@ -338,6 +338,12 @@ type Outgoing struct {
 	Serializer codec.ID
 	Type       string // registered type name, "" for none
 	Body       []byte // serialized, not compressed
+
+	// Give offers Body to the outbound log instead of a copy: the caller
+	// may give it up (a buffer from wire.GetLarge, which it will not
+	// use again if Taken). Taken reports that the log kept it; otherwise
+	// the log copied it and the caller keeps it.
+	Give, Taken bool
 }
 
 // Send queues m for every session in ss and returns its message ID.
@@ -531,7 +537,8 @@ func (s *Session) sendFast(ids *atomic.Uint64, m *Outgoing) (id MsgID, commit ui
 			return 0, 0, true, err
 		}
 	}
-	commit = l.appendLocked(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body)
+	commit = l.appendGiven(0, 0, seq, uint8(m.Serializer), 0, m.Type, m.Body, m.Give)
+	m.Taken = m.Give
 	l.mu.Unlock()
 	// A message to an idle connection goes out at once from this
 	// goroutine (with any ACK waiting to be sent); otherwise the writer,
