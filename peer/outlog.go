@@ -20,7 +20,7 @@ var segPool = sync.Pool{New: func() any { return &segment{buf: make([]byte, 0, s
 type segment struct {
 	buf   []byte // len is the bytes used; cap is fixed
 	off   int64  // absolute log offset of buf[0]
-	given bool   // buf is a message body the sender gave up (see adopt): nothing is appended to it
+	given bool   // buf is a message body the sender gave up (see appendGiven): nothing is appended to it
 }
 
 // free gives a segment no longer needed back for reuse.
@@ -205,17 +205,7 @@ func (l *outLog) appendGiven(chunk uint64, flags uint8, seq uint64, ser, comp ui
 	// AppendData wrote the length of an empty body; patch in the real one.
 	n := len(h) - wire.HeaderLen + len(body)
 	h[4], h[5], h[6], h[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	if give {
-		l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
-		if chunk == 0 {
-			l.last = seq
-		}
-		l.writeBytes(h)
-		l.segs = append(l.segs, &segment{buf: body, off: l.tail, given: true})
-		l.tail += int64(len(body))
-	} else {
-		l.appendFrame(h, body, seq, chunk)
-	}
+	l.appendFrame(h, body, seq, chunk, give)
 	if l.persist != nil {
 		// Through a reused heap copy, so that hdr stays on the stack
 		// when there is no store; persist copies what it keeps.
@@ -225,14 +215,20 @@ func (l *outLog) appendGiven(chunk uint64, flags uint8, seq uint64, ser, comp ui
 	return 0
 }
 
-// appendFrame appends an encoded frame of chunk chunk of message seq.
+// appendFrame appends an encoded frame of chunk chunk of message seq: its
+// body copied, or with give kept itself (see appendGiven).
 // Called with mu held.
-func (l *outLog) appendFrame(hdr, body []byte, seq, chunk uint64) {
+func (l *outLog) appendFrame(hdr, body []byte, seq, chunk uint64, give bool) {
 	l.ents = append(l.ents, entry{seq: seq, chunk: chunk, start: l.tail})
 	if chunk == 0 {
 		l.last = seq
 	}
 	l.writeBytes(hdr)
+	if give {
+		l.segs = append(l.segs, &segment{buf: body, off: l.tail, given: true})
+		l.tail += int64(len(body))
+		return
+	}
 	l.writeBytes(body)
 }
 

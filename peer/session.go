@@ -151,7 +151,7 @@ func RestoreSession(cfg *Config, id ID, dialAddr string, acked uint64, frames []
 		if f.Seq <= acked {
 			continue
 		}
-		l.appendFrame(f.Bytes, nil, f.Seq, f.Chunk)
+		l.appendFrame(f.Bytes, nil, f.Seq, f.Chunk, false)
 		if h.Flags&wire.FlagMore != 0 {
 			open, openFlags = &d, h.Flags
 		} else {
