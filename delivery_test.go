@@ -2,6 +2,7 @@ package slc_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -42,41 +43,13 @@ func TestExactlyOnceAcrossResets(t *testing.T) {
 		sendErr <- nil
 	}()
 
-	got := make([]uint64, 0, total)
-	done := 0
-	for len(got) < total {
-		m, err := a.Receive(ctx)
-		if err != nil {
-			t.Fatalf("after %d messages: %v", len(got), err)
-		}
+	got, done := receiveWithResets(ctx, t, a, proxy, ev, total, resets, sendErr, func(m slc.Message) (int, error) {
 		s, ok := m.Body.(Seq)
 		if !ok || len(s.Payload) != 40 {
-			t.Fatalf("message %d: body %T %+v (%v)", len(got), m.Body, m.Body, m.Err)
+			return 0, fmt.Errorf("body %T %+v (%v)", m.Body, m.Body, m.Err)
 		}
-		got = append(got, uint64(s.N))
-		// Reset the connection every total/(resets+1) messages received,
-		// once the connection after the previous reset is up: the reset
-		// lands wherever the byte stream happens to be.
-		if done < resets && len(got) >= (done+1)*total/(resets+1) {
-			ev.waitCount(ctx, t, "PeerConnected", done+1, isType[*actors.PeerConnected])
-			if proxy.Conns() == 0 {
-				continue // the previous connection has not been replaced at the proxy yet
-			}
-			proxy.Reset()
-			done++
-		}
-	}
-	if err := <-sendErr; err != nil {
-		t.Fatal(err)
-	}
-	// Nothing more must arrive: duplicates would show up here.
-	for {
-		m, ok := a.TryReceive()
-		if !ok {
-			break
-		}
-		got = append(got, uint64(m.Body.(Seq).N))
-	}
+		return s.N, nil
+	})
 	tally := testutil.CheckSequence(total, got)
 	// The session comes back after the last reset too.
 	ev.waitCount(ctx, t, "PeerConnected", resets+1, isType[*actors.PeerConnected])
@@ -214,22 +187,45 @@ func TestGivenBodiesAcrossResets(t *testing.T) {
 		}
 		sendErr <- nil
 	}()
-	var got []uint64
-	done := 0
+	got, done := receiveWithResets(ctx, t, a, proxy, ev, total, resets, sendErr, func(m slc.Message) (int, error) {
+		s, ok := m.Body.(Seq)
+		if !ok || !bytes.Equal(s.Payload, payload(s.N)) {
+			return 0, fmt.Errorf("body %T of %d bytes is not message %d's content (%v)", m.Body, len(s.Payload), s.N, m.Err)
+		}
+		return s.N, nil
+	})
+	tally := testutil.CheckSequence(total, got)
+	t.Logf("%s resets=%d", tally, done)
+	if tally.Lost != 0 || tally.Duplicated != 0 || tally.Reordered != 0 || tally.Received != total || done != resets {
+		t.Fatalf("delivery broken: %s, %d resets", tally, done)
+	}
+}
+
+// receiveWithResets receives total messages from a, each numbered by seq
+// (which fails the test for a wrong one), and resets the connection at
+// proxy resets times, spread over them: each once the connection after
+// the previous reset is up (ev watches the sender), wherever the byte
+// stream happens to be. Once the sender reports on sendErr, it takes
+// whatever else arrived, so duplicates show. It returns the numbers
+// received, in order, and the resets made.
+func receiveWithResets(ctx context.Context, t *testing.T, a *slc.Communicator, proxy *testutil.Proxy, ev *events,
+	total, resets int, sendErr <-chan error, seq func(slc.Message) (int, error)) (got []uint64, done int) {
+	t.Helper()
+	got = make([]uint64, 0, total)
 	for len(got) < total {
 		m, err := a.Receive(ctx)
 		if err != nil {
 			t.Fatalf("after %d messages: %v", len(got), err)
 		}
-		s, ok := m.Body.(Seq)
-		if !ok || !bytes.Equal(s.Payload, payload(s.N)) {
-			t.Fatalf("message %d: body %T of %d bytes is not message %d's content (%v)", len(got), m.Body, len(s.Payload), s.N, m.Err)
+		n, err := seq(m)
+		if err != nil {
+			t.Fatalf("message %d: %v", len(got), err)
 		}
-		got = append(got, uint64(s.N))
+		got = append(got, uint64(n))
 		if done < resets && len(got) >= (done+1)*total/(resets+1) {
 			ev.waitCount(ctx, t, "PeerConnected", done+1, isType[*actors.PeerConnected])
 			if proxy.Conns() == 0 {
-				continue
+				continue // the previous connection has not been replaced at the proxy yet
 			}
 			proxy.Reset()
 			done++
@@ -238,16 +234,16 @@ func TestGivenBodiesAcrossResets(t *testing.T) {
 	if err := <-sendErr; err != nil {
 		t.Fatal(err)
 	}
+	// Nothing more must arrive: duplicates would show up here.
 	for {
 		m, ok := a.TryReceive()
 		if !ok {
-			break
+			return got, done
 		}
-		got = append(got, uint64(m.Body.(Seq).N))
-	}
-	tally := testutil.CheckSequence(total, got)
-	t.Logf("%s resets=%d", tally, done)
-	if tally.Lost != 0 || tally.Duplicated != 0 || tally.Reordered != 0 || tally.Received != total || done != resets {
-		t.Fatalf("delivery broken: %s, %d resets", tally, done)
+		n, err := seq(m)
+		if err != nil {
+			t.Fatalf("after the last message: %v", err)
+		}
+		got = append(got, uint64(n))
 	}
 }
