@@ -668,6 +668,20 @@ func (d *fastDecoder) be(n int) uint64 {
 	return v
 }
 
+// arrayLen reads the length of an array whose header byte h was read:
+// ok is false when h is no array header.
+func (d *fastDecoder) arrayLen(h byte) (n int, ok bool) {
+	switch {
+	case h >= 0x90 && h <= 0x9f:
+		return int(h & 0x0f), true
+	case h == 0xdc:
+		return int(d.be(2)), true
+	case h == 0xdd:
+		return int(d.be(4)), true
+	}
+	return 0, false
+}
+
 // int reads any integer encoding, as the library's int does.
 func (d *fastDecoder) int() int64 {
 	c := d.byte()
@@ -724,7 +738,6 @@ func (d *fastDecoder) skip() {
 func (p *fastPlan) decode(d *fastDecoder, base unsafe.Pointer) {
 	c := d.byte()
 	var n int
-	isMap := true
 	switch {
 	case c >= 0x80 && c <= 0x8f:
 		n = int(c & 0x0f)
@@ -732,29 +745,11 @@ func (p *fastPlan) decode(d *fastDecoder, base unsafe.Pointer) {
 		n = int(d.be(2))
 	case c == 0xdf:
 		n = int(d.be(4))
-	case c >= 0x90 && c <= 0x9f:
-		n, isMap = int(c&0x0f), false
-	case c == 0xdc:
-		n, isMap = int(d.be(2)), false
-	case c == 0xdd:
-		n, isMap = int(d.be(4)), false
 	default:
-		d.fail()
-		return
-	}
-	if !isMap {
-		// The library zeroes the struct for an empty array and refuses
-		// any other length than the field count.
-		if n != len(p.fields) || n == 0 {
+		if n, isArray := d.arrayLen(c); isArray {
+			p.decodeArray(d, base, n)
+		} else {
 			d.fail()
-			return
-		}
-		for i := range p.fields {
-			f := &p.fields[i]
-			f.c.decode(d, unsafe.Add(base, f.off))
-			if !d.ok {
-				return
-			}
 		}
 		return
 	}
@@ -772,6 +767,24 @@ func (p *fastPlan) decode(d *fastDecoder, base unsafe.Pointer) {
 		}
 		p.fields[f].c.decode(d, unsafe.Add(base, p.fields[f].off))
 		next = f + 1
+	}
+}
+
+// decodeArray fills the struct at base from an array of n values, the
+// fields in order.
+func (p *fastPlan) decodeArray(d *fastDecoder, base unsafe.Pointer, n int) {
+	// The library zeroes the struct for an empty array and refuses any
+	// other length than the field count.
+	if n != len(p.fields) || n == 0 {
+		d.fail()
+		return
+	}
+	for i := range p.fields {
+		f := &p.fields[i]
+		f.c.decode(d, unsafe.Add(base, f.off))
+		if !d.ok {
+			return
+		}
 	}
 }
 
@@ -919,17 +932,12 @@ func (c *fastCoder) decodeSlice(d *fastDecoder, p unsafe.Pointer) {
 		d.fail()
 		return
 	}
-	var n int
-	switch h := d.byte(); {
-	case h == 0xc0:
+	h := d.byte()
+	if h == 0xc0 {
 		return // stays nil
-	case h >= 0x90 && h <= 0x9f:
-		n = int(h & 0x0f)
-	case h == 0xdc:
-		n = int(d.be(2))
-	case h == 0xdd:
-		n = int(d.be(4))
-	default:
+	}
+	n, isArray := d.arrayLen(h)
+	if !isArray {
 		d.fail()
 		return
 	}
