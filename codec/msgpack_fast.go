@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/slc-go/slc/internal/eface"
 	"github.com/slc-go/slc/internal/msgp"
 )
 
@@ -176,7 +177,7 @@ var plans planCache
 // typeKey returns the address of t's descriptor: the data word of the
 // reflect.Type interface, the same for every reflect.Type of one type.
 func typeKey(t reflect.Type) unsafe.Pointer {
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(&t))[1]
+	return eface.Data(t)
 }
 
 func (c *planCache) get(t reflect.Type) (*fastPlan, bool) {
@@ -471,7 +472,7 @@ func planOf(v any) (*fastPlan, unsafe.Pointer) {
 	if t == nil {
 		return nil, nil
 	}
-	data := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+	data := eface.Data(v)
 	switch t.Kind() {
 	case reflect.Struct:
 		if p := plans.lookup(t); p != nil {

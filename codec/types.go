@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/slc-go/slc/internal/eface"
 )
 
 // MaxTypeName is the longest type name, in bytes, that RegisterType
@@ -112,17 +114,13 @@ func decoderFor[T any]() func(s Serializer, data []byte) (any, error) {
 		}
 	}
 	var zero T
-	proto := any(zero)
-	typ := (*[2]unsafe.Pointer)(unsafe.Pointer(&proto))[0]
+	typ := eface.Type(zero)
 	return func(s Serializer, data []byte) (any, error) {
 		p := new(T)
 		if err := unmarshal(s, data, p); err != nil {
 			return nil, err
 		}
-		var v any
-		w := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))
-		w[0], w[1] = typ, unsafe.Pointer(p)
-		return v, nil
+		return eface.Make(typ, unsafe.Pointer(p)), nil
 	}
 }
 
@@ -156,7 +154,7 @@ func TypeName(v any) (string, bool) {
 	// The interface's type word is the address of the dynamic type's
 	// descriptor, the key typeKey gives: hashing it is cheaper than
 	// hashing a reflect.Type.
-	desc := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0]
+	desc := eface.Type(v)
 	if desc == nil {
 		return "", false
 	}

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/slc-go/slc/codec"
+	"github.com/slc-go/slc/internal/eface"
 	"github.com/slc-go/slc/internal/wire"
 )
 
@@ -580,10 +581,7 @@ func (c *conn) deliver(seq uint64, serID uint8, typ string, raw []byte) {
 const rawSlab = 64
 
 // bytesType is the type word of an interface holding a []byte.
-var bytesType = func() unsafe.Pointer {
-	var v any = []byte(nil)
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0]
-}()
+var bytesType = eface.Type([]byte(nil))
 
 // boxRaw returns raw in an interface, as any(raw) would, without its
 // allocation of a slice header per message: an interface holding a
@@ -603,10 +601,7 @@ func (c *conn) boxRaw(raw []byte) any {
 	h := &c.slab[0]
 	c.slab = c.slab[1:]
 	*h = raw
-	var v any
-	w := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))
-	w[0], w[1] = bytesType, unsafe.Pointer(h)
-	return v
+	return eface.Make(bytesType, unsafe.Pointer(h))
 }
 
 // flush hands the batch to the mailbox, which may block (backpressure),
