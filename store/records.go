@@ -65,9 +65,7 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // seal appends the CRC-32C of b to b.
-func seal(b []byte) []byte {
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-}
+func seal(b []byte) []byte { return sealFrom(b, 0) }
 
 // sealFrom appends the CRC of b[start:] to b: the value b[start:] is
 // then sealed.
