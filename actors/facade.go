@@ -708,7 +708,7 @@ func (f *facade) bindInbound(ctx actor.Context, hs *peer.Handshake) error {
 		f.attach(ctx, s, hs)
 		return nil
 	}
-	if f.maxPeers > 0 && len(f.bySess) >= f.maxPeers {
+	if f.maxPeers > 0 && f.livePeers() >= f.maxPeers {
 		return &wire.ProtocolError{Code: wire.CodeBusy, Reason: fmt.Sprintf("the node has its maximum of %d peers", f.maxPeers)}
 	}
 	ps := peer.NewSession(f.core.cfg, "")
@@ -725,6 +725,19 @@ func (f *facade) bindInbound(ctx actor.Context, hs *peer.Handshake) error {
 	f.bySess[ps] = s
 	f.byPID[s.pid.Id] = s
 	return nil
+}
+
+// livePeers counts the sessions that hold a place under MaxPeers: every
+// session with an actor, but those already ended. A session Disconnect
+// ended frees its place at once, though its actor stops a moment later.
+func (f *facade) livePeers() int {
+	n := 0
+	for ps := range f.bySess {
+		if ps.State() != peer.StateEnded {
+			n++
+		}
+	}
+	return n
 }
 
 // attach hands hs to s's actor. An actor waiting out a reconnect backoff
