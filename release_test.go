@@ -3,8 +3,10 @@ package slc_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/slc-go/slc"
 )
@@ -105,17 +107,77 @@ func TestMessageRelease(t *testing.T) {
 		}
 	}
 
-	// Small messages and zero Messages: Release does nothing.
-	if _, err := tx.SendRaw(ctx, []byte("small"), to); err != nil {
-		t.Fatal(err)
-	}
-	s, err := rx.Receive(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Release()
-	if string(s.Raw) != "small" {
-		t.Fatalf("small message reads %q after Release", s.Raw)
-	}
+	// A zero Message: Release does nothing.
 	slc.Message{}.Release()
+}
+
+// smallBody is message i of TestSmallMessageRelease: 100 bytes, starting
+// with i.
+func smallBody(i int) []byte {
+	b := bytes.Repeat([]byte{byte(i)}, 100)
+	binary.BigEndian.PutUint32(b, uint32(i))
+	return b
+}
+
+// Small messages share read buffers. A buffer whose messages are all
+// released carries later messages; one holding a message not released is
+// never written again, however often the others are released, through
+// copies too.
+func TestSmallMessageRelease(t *testing.T) {
+	const n = 30000
+	for _, keep := range []int{0, 20} {
+		ctx := testCtx(t, 30*time.Second)
+		rx, tx := newComm(t, "rx"), newComm(t, "tx")
+		to, err := tx.Connect(ctx, listen(t, rx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for i := range n {
+				if _, err := tx.SendRaw(ctx, smallBody(i), to); err != nil {
+					return
+				}
+			}
+		}()
+		// Every message stays referenced, so the memory of its read
+		// buffer cannot come back from the garbage collector: a message
+		// read into a page that earlier messages, not just the few before
+		// it in the same buffer, lie in came through Release.
+		all := make([]slc.Message, 0, n)
+		pages := map[uintptr]int{} // page -> last message in it
+		reused := 0
+		for i := range n {
+			m, err := rx.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(m.Raw, smallBody(i)) {
+				t.Fatalf("keep=%d: message %d arrived altered", keep, i)
+			}
+			page := uintptr(unsafe.Pointer(first(m.Raw))) / 4096
+			if last, ok := pages[page]; ok && i-last > 100 {
+				reused++
+			}
+			pages[page] = i
+			all = append(all, m)
+			if keep > 0 && i%keep == 0 {
+				continue
+			}
+			c := m
+			m.Release()
+			if i%3 == 0 {
+				c.Release()
+			}
+		}
+		for i := 0; keep > 0 && i < n; i += keep {
+			if !bytes.Equal(all[i].Raw, smallBody(i)) {
+				t.Fatalf("keep=%d: message %d, not released, was overwritten", keep, i)
+			}
+		}
+		if keep == 0 && reused == 0 {
+			t.Fatalf("no released read buffer carried a later message over %d messages", n)
+		}
+		rx.Close()
+		tx.Close()
+	}
 }

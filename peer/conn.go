@@ -323,7 +323,6 @@ func (c *conn) readLoop() {
 	fr.SetSource(deadlineReader{c: c, nc: c.nc, d: c.silence()})
 	c.batch = make([]Message, 0, 64)
 	for {
-		retained := false
 		for {
 			h, p, ok, err := fr.Buffered()
 			if err != nil {
@@ -333,21 +332,16 @@ func (c *conn) readLoop() {
 			if !ok {
 				break
 			}
-			keep, err := c.handle(h, p)
-			if err != nil {
+			if err := c.handle(h, p); err != nil {
 				c.fail(err)
 				return
 			}
-			retained = retained || keep
 			if len(c.batch) >= c.maxBatch {
 				if err := c.flush(); err != nil {
 					c.fail(err)
 					return
 				}
 			}
-		}
-		if retained {
-			fr.Retain()
 		}
 		if err := c.flush(); err != nil {
 			c.fail(err)
@@ -360,20 +354,20 @@ func (c *conn) readLoop() {
 	}
 }
 
-// handle processes one frame. keep reports whether the payload's bytes are
-// now referenced by a message.
-func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
+// handle processes one frame. A payload a message refers to is held in
+// the reader (onData).
+func (c *conn) handle(h wire.Header, p []byte) error {
 	switch h.Type {
 	case wire.TypeData:
 		return c.onData(h, p)
 	case wire.TypeAck:
 		seq, err := wire.ParseAck(p)
 		if err != nil {
-			return false, err
+			return err
 		}
 		advanced, err := c.s.out.ack(seq)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if advanced && c.cfg.Hooks.Acked != nil {
 			c.cfg.Hooks.Acked(c.id, MsgID(seq))
@@ -381,11 +375,11 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 	case wire.TypeProgress:
 		pr, err := wire.ParseProgress(p)
 		if err != nil {
-			return false, err
+			return err
 		}
 		advanced, err := c.s.out.progress(pr.Seq, pr.Chunks)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if advanced && c.cfg.Hooks.Acked != nil {
 			c.cfg.Hooks.Acked(c.id, MsgID(c.s.out.ackedSeq()))
@@ -393,7 +387,7 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 	case wire.TypePing:
 		n, err := wire.ParsePing(p)
 		if err != nil {
-			return false, err
+			return err
 		}
 		c.mu.Lock()
 		if len(c.pongs) < 16 {
@@ -404,7 +398,7 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 	case wire.TypePong:
 		n, err := wire.ParsePing(p)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if d := time.Now().UnixNano() - int64(n); d > 0 && d < int64(time.Hour) {
 			c.rtt.Store(d)
@@ -412,51 +406,51 @@ func (c *conn) handle(h wire.Header, p []byte) (keep bool, err error) {
 	case wire.TypeGoodbye:
 		cl, err := wire.ParseClose(p)
 		if err != nil {
-			return false, err
+			return err
 		}
 		// Whatever arrived before the goodbye is delivered first.
 		if err := c.flush(); err != nil {
-			return false, err
+			return err
 		}
-		return false, &GoodbyeError{Close: cl}
+		return &GoodbyeError{Close: cl}
 	case wire.TypeHello, wire.TypeResume, wire.TypeReject:
-		return false, &wire.ProtocolError{Code: wire.CodeUnexpectedFrame, Reason: wire.TypeName(h.Type) + " frame after the handshake"}
+		return &wire.ProtocolError{Code: wire.CodeUnexpectedFrame, Reason: wire.TypeName(h.Type) + " frame after the handshake"}
 	default:
 		// An extension frame this version does not know: skipped.
 	}
-	return false, nil
+	return nil
 }
 
-func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
+func (c *conn) onData(h wire.Header, p []byte) error {
 	d, err := wire.ParseDataUnchecked(p)
 	if err != nil {
-		return false, err
+		return err
 	}
 	// ParseData's UTF-8 check, skipped for a repeat of the last type name
 	// interned (which was checked).
 	if string(d.Type) != c.lastType {
 		if err := wire.CheckTypeName(d.Type); err != nil {
-			return false, err
+			return err
 		}
 	}
 	asm := &c.s.asm
 	if asm.active {
 		if d.Seq != asm.seq || d.Serializer != asm.ser && h.Flags&wire.FlagAbort == 0 {
-			return false, &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("message %d interleaved with the chunks of message %d", d.Seq, asm.seq)}
+			return &wire.ProtocolError{Code: wire.CodeSequence, Reason: fmt.Sprintf("message %d interleaved with the chunks of message %d", d.Seq, asm.seq)}
 		}
 	} else if d.Seq == c.skipSeq && c.skipSeq != 0 {
 		// A chunk of a re-sent message that was already delivered.
 		if h.Flags&(wire.FlagMore) == 0 {
 			c.skipSeq = 0
 		}
-		return false, nil
+		return nil
 	} else if d.Seq <= c.lastSeq {
 		// Re-sent after a reconnect and already delivered: drop it.
 		c.s.dups.Add(1)
 		if h.Flags&wire.FlagMore != 0 {
 			c.skipSeq = d.Seq
 		}
-		return false, nil
+		return nil
 	}
 	if h.Flags&wire.FlagAbort != 0 {
 		// The sender gave up on this message: discard and acknowledge.
@@ -467,40 +461,39 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		c.s.setProgress(wire.Progress{})
 		c.lastSeq = d.Seq
 		if err := c.flush(); err != nil {
-			return false, err
+			return err
 		}
 		c.s.delivered.Store(d.Seq)
 		signal(c.ackDue)
-		return false, nil
+		return nil
 	}
 
 	body, owned := d.Body, false
 	if d.Compressor != 0 {
 		comp := c.hs.comp[d.Compressor]
 		if comp == nil {
-			return false, &wire.ProtocolError{Code: wire.CodeUnsupportedCodec, Reason: fmt.Sprintf("message %d uses compressor %d, which the sender did not announce or this node lacks", d.Seq, d.Compressor)}
+			return &wire.ProtocolError{Code: wire.CodeUnsupportedCodec, Reason: fmt.Sprintf("message %d uses compressor %d, which the sender did not announce or this node lacks", d.Seq, d.Compressor)}
 		}
 		limit := int(min(c.cfg.MaxMessage, uint64(1<<62))) - len(asm.buf)
 		out, err := comp.Decompress(nil, d.Body, limit)
 		if err != nil {
 			if errors.Is(err, codec.ErrTooLarge) {
-				return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
+				return &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
 			}
-			return false, &wire.ProtocolError{Code: wire.CodeMalformed, Reason: fmt.Sprintf("message %d: %v", d.Seq, err)}
+			return &wire.ProtocolError{Code: wire.CodeMalformed, Reason: fmt.Sprintf("message %d: %v", d.Seq, err)}
 		}
 		body, owned = out, true
 	}
 	if !asm.active && h.Flags&wire.FlagMore == 0 {
 		if uint64(len(body)) > c.cfg.MaxMessage {
-			return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d of %d bytes exceeds %d", d.Seq, len(body), c.cfg.MaxMessage)}
+			return &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d of %d bytes exceeds %d", d.Seq, len(body), c.cfg.MaxMessage)}
 		}
 		c.deliver(d.Seq, d.Serializer, c.intern(d.Type), body)
 		if !owned {
-			if b := c.hs.Reader.TakeLarge(); b != nil {
-				c.batch[len(c.batch)-1].buf = newRecvBuf(b)
-			}
+			m := &c.batch[len(c.batch)-1]
+			m.lease, m.idx = c.hs.Reader.Hold()
 		}
-		return !owned, nil
+		return nil
 	}
 	if !asm.active {
 		// PROGRESS on this message will tell the sender that everything
@@ -508,12 +501,12 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		// counts. If the mailbox cannot take the batch, nothing of this
 		// message is kept.
 		if err := c.flush(); err != nil {
-			return false, err
+			return err
 		}
 		*asm = assembly{active: true, seq: d.Seq, ser: d.Serializer, typ: c.intern(d.Type)}
 	}
 	if uint64(len(asm.buf))+uint64(len(body)) > c.cfg.MaxMessage {
-		return false, &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
+		return &wire.ProtocolError{Code: wire.CodeTooLarge, Reason: fmt.Sprintf("message %d exceeds %d bytes", d.Seq, c.cfg.MaxMessage)}
 	}
 	asm.buf = append(asm.buf, body...)
 	asm.chunks++
@@ -522,19 +515,19 @@ func (c *conn) onData(h wire.Header, p []byte) (bool, error) {
 		*asm = assembly{}
 		c.s.setProgress(wire.Progress{})
 		c.deliver(a.seq, a.ser, a.typ, a.buf)
-		return false, nil
+		return nil
 	}
 	// Tell the sender which chunks are safe here, so it can release them:
 	// with a store, only once they are in it.
 	if st := c.cfg.Store; st != nil {
 		p := Partial{Seq: asm.seq, Ser: asm.ser, Type: asm.typ, Chunks: asm.chunks}
 		if err := st.SaveChunk(c.id, c.s.remoteInst, p, body); err != nil {
-			return false, fmt.Errorf("store: %w", err)
+			return fmt.Errorf("store: %w", err)
 		}
 	}
 	c.s.setProgress(wire.Progress{Seq: asm.seq, Chunks: asm.chunks})
 	signal(c.ackDue)
-	return false, nil
+	return nil
 }
 
 // intern returns the type name as a string without allocating for names

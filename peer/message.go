@@ -2,7 +2,6 @@ package peer
 
 import (
 	"strconv"
-	"sync/atomic"
 
 	"github.com/slc-go/slc/codec"
 	"github.com/slc-go/slc/internal/wire"
@@ -46,40 +45,30 @@ type Message struct {
 	Raw []byte
 	// Serializer is the wire ID of the serializer that produced Raw.
 	Serializer codec.ID
+	idx        uint32 // Raw's number in lease
 	// Err is set when Body could not be decoded; Raw still holds the bytes.
 	Err error
 
-	buf *recvBuf // the pooled buffer Raw lies in, for Release
+	lease *wire.Lease // the read buffer Raw lies in, for Release
 }
 
-// recvBuf is the pooled buffer a large message was read into. Every copy of
-// the Message shares it, so only the first Release gives it back.
-type recvBuf struct{ b atomic.Pointer[[]byte] }
-
-func newRecvBuf(b []byte) *recvBuf {
-	rb := new(recvBuf)
-	rb.b.Store(&b)
-	return rb
-}
-
-// Release gives the buffer a large message was read into back to slc, for
-// a later large message: a message larger than the connection's read
-// buffer (256 KiB by default) is read into a buffer of its own, and
-// reusing these spares an allocation, its zeroing and the garbage
-// collection of a buffer per message. After Release, Raw, and the Body of
+// Release tells slc that the receiver is done with Raw, so that the buffer
+// the message was read into can take later messages. A connection reads
+// many small messages into one buffer (256 KiB by default), and a large
+// message into a buffer of its own; once every message read into a buffer
+// has been released, the buffer is reused, which spares an allocation, its
+// zeroing and its garbage collection. After Release, Raw, and the Body of
 // a raw message (which is Raw), must not be used, since later messages
 // overwrite them; a Body decoded by slc's msgpack or JSON serializer holds
 // no reference to Raw and stays valid.
 //
-// Release is optional: an unreleased buffer is garbage-collected as usual.
-// It does nothing for smaller messages and for messages that were
-// decompressed or put together from chunks, and only the first call, on
-// any copy of the Message, has an effect.
+// Release is optional: a buffer holding a message that is never released
+// is garbage-collected as usual, once nothing refers to it. Release does
+// nothing for messages that were decompressed, put together from chunks
+// or restored from a store, and only the first call, on any copy of the
+// Message, has an effect.
 func (m Message) Release() {
-	if m.buf == nil {
-		return
-	}
-	if b := m.buf.b.Swap(nil); b != nil {
-		wire.PutLarge(*b)
+	if m.lease != nil {
+		m.lease.Release(m.idx)
 	}
 }

@@ -96,14 +96,14 @@ func TestReaderReusesLargeBuffers(t *testing.T) {
 	}
 }
 
-// Payloads of large frames that were retained, or taken, are never
-// overwritten by later frames; taken buffers come back with PutLarge.
+// Payloads of large frames that were retained, or held and not released,
+// are never overwritten by later frames.
 func TestReaderKeepsRetainedLargeFrames(t *testing.T) {
-	for _, take := range []bool{false, true} {
+	for _, hold := range []bool{false, true} {
 		stream, want := largeStream(20)
 		fr := NewReader(iotest.HalfReader(bytes.NewReader(stream)), 64<<10)
 		fr.Version, fr.MaxPayload = 1, 1<<20
-		var kept, taken [][]byte
+		var kept [][]byte
 		for {
 			h, p, ok, err := fr.Buffered()
 			if err != nil {
@@ -112,20 +112,11 @@ func TestReaderKeepsRetainedLargeFrames(t *testing.T) {
 			if ok {
 				if h.Type == TypeData {
 					kept = append(kept, p)
-					if take {
-						b := fr.TakeLarge()
-						if b == nil || &b[len(b)-1] != &p[len(p)-1] {
-							t.Fatal("TakeLarge did not return the buffer holding the frame")
-						}
-						if fr.TakeLarge() != nil {
-							t.Fatal("TakeLarge handed the same buffer over twice")
-						}
-						taken = append(taken, b)
-					} else {
+					if !hold {
 						fr.Retain()
+					} else if l, i := fr.Hold(); l == nil || i != 0 || !l.large {
+						t.Fatalf("Hold of a large frame: lease %v, number %d", l, i)
 					}
-				} else if fr.TakeLarge() != nil {
-					t.Fatal("TakeLarge returned a buffer for a small frame")
 				}
 				continue
 			}
@@ -137,11 +128,8 @@ func TestReaderKeepsRetainedLargeFrames(t *testing.T) {
 		}
 		for i := range want {
 			if !bytes.Equal(kept[i], want[i]) {
-				t.Fatalf("take=%v: kept frame %d was overwritten", take, i)
+				t.Fatalf("hold=%v: kept frame %d was overwritten", hold, i)
 			}
-		}
-		for _, b := range taken {
-			PutLarge(b)
 		}
 	}
 }

@@ -22,11 +22,13 @@ const minBuf = 4 << 10
 // It reads in large chunks and hands out payloads that point into its
 // buffer, so parsing a batch of small frames costs no copies and no
 // allocations. Payloads stay valid until the next Fill unless the caller
-// calls Retain, which tells the Reader never to overwrite the bytes handed
-// out so far (the next Fill starts a fresh buffer). A frame larger than the
-// buffer is read straight into a pooled buffer of its own (GetLarge), which
-// goes back to the pool at the next Fill unless it was retained; TakeLarge
-// hands it over to the caller instead.
+// keeps them: Retain tells the Reader never to overwrite the bytes handed
+// out so far (the next Fill starts a fresh buffer), and Hold keeps one
+// payload until it is released (Lease.Release), after which its buffer,
+// once every payload held from it is released, is read into again. A frame
+// larger than the buffer is read straight into a pooled buffer of its own
+// (GetLarge), which goes back to the pool at the next Fill unless it was
+// retained or held.
 //
 // The header of every frame is checked against Version and MaxPayload
 // before its payload is read, so a hostile length never causes an
@@ -35,7 +37,10 @@ type Reader struct {
 	r          io.Reader
 	buf        []byte
 	start, end int
-	retained   bool
+	retained   bool   // payloads of buf are kept: Retain or Hold
+	pinned     bool   // Retain: buf is never reused
+	lease      *Lease // counts the payloads held from buf, or nil
+	held       uint32 // payloads held from buf
 	pooled     bool   // buf is a GetLarge buffer holding one frame
 	spare      []byte // the regular buffer, set aside while buf is pooled
 	size       int    // the largest buffer
@@ -77,37 +82,70 @@ func (fr *Reader) Buffered() (h Header, payload []byte, ok bool, err error) {
 	return h, payload, true, nil
 }
 
-// Retain marks every payload returned so far as owned by the caller.
-func (fr *Reader) Retain() { fr.retained = true }
+// Retain marks every payload returned so far as owned by the caller, for
+// good: their buffer is never read into again.
+func (fr *Reader) Retain() { fr.retained, fr.pinned = true, true }
 
-// TakeLarge hands over the buffer that holds the frame Buffered returned
-// last, when that frame was too large for the Reader's buffer and was read
-// into a pooled buffer of its own. The caller owns the buffer from then on
-// and may give it back with PutLarge once nothing refers to it. TakeLarge
-// returns nil for any other frame.
-func (fr *Reader) TakeLarge() []byte {
-	if !fr.pooled || fr.retained || fr.start != fr.end {
-		return nil
-	}
+// Hold marks the payload Buffered returned last as kept by the caller and
+// returns the lease of the buffer it lies in and its number there. The
+// buffer is read into again only after the Reader has left it and every
+// payload held from it has been released with l.Release(i); a payload
+// never released keeps its buffer from reuse, and the garbage collector
+// has it. When the buffer cannot count more payloads (it cannot hold more
+// frames than that), Hold returns a nil lease and the payload is kept as
+// with Retain.
+func (fr *Reader) Hold() (l *Lease, i uint32) {
 	fr.retained = true
-	return fr.buf
+	if fr.lease == nil {
+		fr.lease = newLease(fr.buf, fr.pooled)
+	}
+	if int(fr.held/64) >= len(fr.lease.rel) {
+		fr.pinned = true
+		return nil, 0
+	}
+	fr.held++
+	return fr.lease, fr.held - 1
+}
+
+// leave lets go of buf, which the Reader reads into no more: its lease
+// closes, so that the last Release gives it back; with no payload kept, it
+// goes back to its pool at once; with payloads retained, it is left to the
+// garbage collector.
+func (fr *Reader) leave() {
+	switch {
+	case fr.pinned:
+	case fr.lease != nil:
+		fr.lease.close(fr.held)
+	case fr.retained:
+	case fr.pooled:
+		PutLarge(fr.buf)
+	case fr.buf != nil:
+		putRegular(fr.buf)
+	}
+	fr.retained, fr.pinned, fr.lease, fr.held = false, false, nil, 0
+}
+
+// replace moves the incomplete frame at the head of the buffer to a new
+// buffer of n bytes and leaves the old one.
+func (fr *Reader) replace(n int) {
+	nb := getRegular(n)
+	avail := copy(nb, fr.buf[fr.start:fr.end])
+	fr.leave()
+	fr.buf, fr.start, fr.end = nb, 0, avail
 }
 
 // leaveLarge returns to the regular buffer after a frame that had a
 // pooled buffer of its own, which goes back to the pool unless a payload
-// in it was retained (or taken).
+// in it was retained or held.
 func (fr *Reader) leaveLarge() {
-	fr.pooled = false
 	if fr.start != fr.end {
 		// Cannot happen (a large buffer holds exactly one frame); keep
 		// the bytes and let the collector have the buffer.
-		fr.retained = true
+		fr.pooled, fr.retained, fr.pinned = false, true, true
 		return
 	}
-	if !fr.retained {
-		PutLarge(fr.buf)
-	}
-	fr.buf, fr.start, fr.end, fr.retained, fr.spare = fr.spare, 0, 0, false, nil
+	fr.leave()
+	fr.buf, fr.start, fr.end, fr.spare, fr.pooled = fr.spare, 0, 0, nil, false
 }
 
 // Pending reports how many bytes of an incomplete frame are buffered.
@@ -142,15 +180,13 @@ func (fr *Reader) Fill() error {
 	switch {
 	case fr.buf != nil && avail == 0 && len(fr.buf) > 2*want:
 		// Idle after a burst: let the large buffer go.
-		fr.buf, fr.start, fr.end, fr.retained = make([]byte, want), 0, 0, false
+		fr.replace(want)
 	case fr.buf != nil && fr.start+need <= len(fr.buf) && room >= min(minRead, len(fr.buf)/4):
 	case fr.buf != nil && !fr.retained && len(fr.buf) >= want && len(fr.buf) <= 2*want:
 		copy(fr.buf, fr.buf[fr.start:fr.end])
 		fr.start, fr.end = 0, avail
 	default:
-		nb := make([]byte, want)
-		copy(nb, fr.buf[fr.start:fr.end])
-		fr.buf, fr.start, fr.end, fr.retained = nb, 0, avail, false
+		fr.replace(want)
 	}
 	space := len(fr.buf) - fr.end
 	n, err := fr.r.Read(fr.buf[fr.end:])
@@ -183,10 +219,12 @@ func (fr *Reader) fillLarge(need int) error {
 		}
 		return err
 	}
-	if !fr.retained && fr.buf != nil {
+	if fr.retained {
+		fr.leave()
+	} else {
 		fr.spare = fr.buf
 	}
-	fr.buf, fr.start, fr.end, fr.retained, fr.pooled = nb, 0, need, false, true
+	fr.buf, fr.start, fr.end, fr.pooled = nb, 0, need, true
 	return nil
 }
 
