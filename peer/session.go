@@ -386,6 +386,15 @@ func Send(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (
 			return id, err
 		}
 	}
+	return sendSlow(ctx, ss, ids, m)
+}
+
+// sendSlow is Send's general path: with each target's send semaphore held,
+// it waits for room, takes the ID and appends the message, chunked and
+// compressed as configured. (Its deferred calls are kept out of Send, whose
+// fast path then needs none.)
+func sendSlow(ctx context.Context, ss []*Session, ids *atomic.Uint64, m *Outgoing) (MsgID, error) {
+	cfg := ss[0].cfg
 	for i, s := range ss {
 		select {
 		case s.sem <- struct{}{}:
