@@ -186,6 +186,8 @@ func TestService(t *testing.T) {
 	for _, s := range []string{"", "fifo|safe", "self-discard", "bogus"} {
 		if _, err := ParseService(s); err == nil {
 			t.Errorf("ParseService(%q) succeeded", s)
+		} else if msg := err.Error(); !strings.HasPrefix(msg, "spread: ") || strings.Contains(msg, "group") {
+			t.Errorf("ParseService(%q): error %q does not speak for this package", s, msg)
 		}
 	}
 }

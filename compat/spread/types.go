@@ -26,33 +26,14 @@ const (
 )
 
 // ParseService parses a level name ("fifo", "agreed", ...), optionally
-// followed by "|self-discard".
+// followed by "|self-discard": it is group.ParseService, whose errors it
+// reports as this package's.
 func ParseService(s string) (Service, error) {
-	var out Service
-	for _, part := range strings.Split(strings.ToLower(s), "|") {
-		switch strings.TrimSpace(part) {
-		case "unreliable":
-			out |= Unreliable
-		case "reliable":
-			out |= Reliable
-		case "fifo":
-			out |= FIFO
-		case "causal":
-			out |= Causal
-		case "agreed":
-			out |= Agreed
-		case "safe":
-			out |= Safe
-		case "self-discard", "selfdiscard":
-			out |= SelfDiscard
-		default:
-			return 0, fmt.Errorf("spread: unknown service %q", part)
-		}
+	svc, err := group.ParseService(s)
+	if err != nil {
+		return 0, fmt.Errorf("spread: %s", strings.TrimPrefix(err.Error(), "group: "))
 	}
-	if !out.Valid() {
-		return 0, fmt.Errorf("spread: service %q must name exactly one level", s)
-	}
-	return out, nil
+	return svc, nil
 }
 
 // ViewID is Spread's group_id: it identifies a view of a group.
