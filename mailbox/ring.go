@@ -84,6 +84,12 @@ func (r *ring[T]) dropFront() {
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
 	r.ops++
+	if r.n == 0 {
+		// Start again at the front: a queue that its consumer keeps
+		// short then reuses the same few slots, which stay in the cache,
+		// instead of walking through the whole buffer.
+		r.head = 0
+	}
 	if r.ops >= max(len(r.buf), r.keep) {
 		r.endWindow()
 	} else if r.n == 0 {

@@ -93,3 +93,20 @@ func TestRingReleasesAfterBurst(t *testing.T) {
 		}
 	}
 }
+
+// A ring that empties starts again at its first slot, so a queue kept
+// short reuses the same few slots.
+func TestRingRestartsAtFrontWhenEmpty(t *testing.T) {
+	r := ring[int]{keep: 64}
+	for i := range 1000 {
+		r.push(i)
+		r.push(i)
+		if got := r.popFront(); got != i {
+			t.Fatalf("popFront = %d, want %d", got, i)
+		}
+		r.popFront()
+		if r.head != 0 {
+			t.Fatalf("after %d pairs, an empty ring's head is at slot %d", i+1, r.head)
+		}
+	}
+}
