@@ -145,3 +145,61 @@ func TestPutLargeIgnoresForeignBuffers(t *testing.T) {
 		t.Fatalf("GetLarge(100): len %d", len(b))
 	}
 }
+
+// readRecorder counts the bytes its reads return into requests of at
+// most small bytes (the regular buffer's reads, not a large frame's).
+type readRecorder struct {
+	r          io.Reader
+	small      int
+	smallBytes int
+}
+
+func (rr *readRecorder) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	if len(p) <= rr.small {
+		rr.smallBytes += n
+	}
+	return n, err
+}
+
+// After a large frame, the next header is read alone, so a following
+// large frame's body goes straight into its own buffer and is not first
+// read into the regular one and copied.
+func TestReaderReadsHeaderAloneAfterLargeFrame(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i := range 6 {
+		body := bytes.Repeat([]byte{byte(i)}, 200<<10)
+		stream = AppendData(stream, 1, 0, uint64(i+1), 0, 0, "", body)
+		want = append(want, stream[len(stream)-len(body)-DataPrefixLen:])
+	}
+	// A small frame after the large ones still reads right.
+	stream = AppendAck(stream, 1, 9)
+	rr := &readRecorder{r: bytes.NewReader(stream), small: 64 << 10}
+	fr := NewReader(rr, 64<<10)
+	fr.Version, fr.MaxPayload = 1, 1<<20
+	got := 0
+	for {
+		h, p, err := fr.ReadFrame()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if h.Type == TypeAck {
+			if seq, err := ParseAck(p); err != nil || seq != 9 || got != len(want) {
+				t.Fatalf("ACK %d (%v) after %d frames", seq, err, got)
+			}
+			continue
+		}
+		if !bytes.Equal(p, want[got]) {
+			t.Fatalf("frame %d differs", got)
+		}
+		got++
+	}
+	// The first read fills the first buffer (minBuf); after that, five
+	// headers of HeaderLen bytes and the ACK's.
+	if limit := minBuf + 6*HeaderLen + 16; rr.smallBytes > limit {
+		t.Fatalf("%d bytes went through the regular buffer, want at most %d", rr.smallBytes, limit)
+	}
+}

@@ -42,6 +42,7 @@ type Reader struct {
 	lease      *Lease // counts the payloads held from buf, or nil
 	held       uint32 // payloads held from buf
 	pooled     bool   // buf is a GetLarge buffer holding one frame
+	afterLarge bool   // the last frame was large: read the next header alone
 	spare      []byte // the regular buffer, set aside while buf is pooled
 	size       int    // the largest buffer
 	cur        int    // the buffer size wanted now, between minBuf and size
@@ -146,6 +147,7 @@ func (fr *Reader) leaveLarge() {
 	}
 	fr.leave()
 	fr.buf, fr.start, fr.end, fr.spare, fr.pooled = fr.spare, 0, 0, nil, false
+	fr.afterLarge = true
 }
 
 // Pending reports how many bytes of an incomplete frame are buffered.
@@ -170,6 +172,11 @@ func (fr *Reader) Fill() error {
 	if need > fr.size {
 		return fr.fillLarge(need)
 	}
+	// After a large frame the next is likely large too: read its header
+	// alone, so that its body goes straight into a buffer of its own
+	// instead of being read into this one and copied there.
+	headerOnly := fr.afterLarge && avail < HeaderLen
+	fr.afterLarge = headerOnly
 	// Read into the space after the buffered bytes when the incomplete
 	// frame fits there: payloads handed out (retained or not) lie before
 	// it and are not touched. Otherwise move the incomplete frame to the
@@ -189,6 +196,17 @@ func (fr *Reader) Fill() error {
 		fr.replace(want)
 	}
 	space := len(fr.buf) - fr.end
+	if headerOnly {
+		n, err := fr.r.Read(fr.buf[fr.end : fr.end+HeaderLen-avail])
+		fr.end += n
+		if n > 0 {
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
 	n, err := fr.r.Read(fr.buf[fr.end:])
 	fr.end += n
 	switch {
