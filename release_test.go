@@ -122,10 +122,13 @@ func smallBody(i int) []byte {
 // Small messages share read buffers. A buffer whose messages are all
 // released carries later messages; one holding a message not released is
 // never written again, however often the others are released, through
-// copies too.
+// copies too, and late.
 func TestSmallMessageRelease(t *testing.T) {
 	const n = 30000
-	for _, keep := range []int{0, 20} {
+	// keep > 0: message i is kept (never released) when i%keep == 100, one
+	// in every other run of 64 messages, so that the runs around it are
+	// released completely and then again.
+	for _, keep := range []int{0, 128} {
 		ctx := testCtx(t, 30*time.Second)
 		rx, tx := newComm(t, "rx"), newComm(t, "tx")
 		to, err := tx.Connect(ctx, listen(t, rx))
@@ -160,16 +163,20 @@ func TestSmallMessageRelease(t *testing.T) {
 			}
 			pages[page] = i
 			all = append(all, m)
-			if keep > 0 && i%keep == 0 {
+			if keep > 0 && i%keep == 100 {
 				continue
 			}
-			c := m
 			m.Release()
 			if i%3 == 0 {
+				// A copy released again, right away and later.
+				c := m
 				c.Release()
 			}
+			if j := i - 300; j >= 0 && j%3 == 0 && (keep == 0 || j%keep != 100) {
+				all[j].Release()
+			}
 		}
-		for i := 0; keep > 0 && i < n; i += keep {
+		for i := 100; keep > 0 && i < n; i += keep {
 			if !bytes.Equal(all[i].Raw, smallBody(i)) {
 				t.Fatalf("keep=%d: message %d, not released, was overwritten", keep, i)
 			}
