@@ -195,22 +195,16 @@ func (fr *Reader) Fill() error {
 	default:
 		fr.replace(want)
 	}
-	space := len(fr.buf) - fr.end
+	dst := fr.buf[fr.end:]
 	if headerOnly {
-		n, err := fr.r.Read(fr.buf[fr.end : fr.end+HeaderLen-avail])
-		fr.end += n
-		if n > 0 {
-			return nil
-		}
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		return err
+		dst = dst[:HeaderLen-avail]
 	}
-	n, err := fr.r.Read(fr.buf[fr.end:])
+	n, err := fr.r.Read(dst)
 	fr.end += n
 	switch {
-	case n == space && fr.cur < fr.size:
+	case headerOnly:
+		// A header's read says nothing of the buffer size wanted.
+	case n == len(dst) && fr.cur < fr.size:
 		fr.cur = min(fr.cur*4, fr.size)
 	case n < fr.cur/16 && fr.cur > minBuf:
 		fr.cur = max(fr.cur/2, minBuf)
