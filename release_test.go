@@ -130,7 +130,10 @@ func TestSmallMessageRelease(t *testing.T) {
 	// released completely and then again.
 	for _, keep := range []int{0, 128} {
 		ctx := testCtx(t, 30*time.Second)
-		rx, tx := newComm(t, "rx"), newComm(t, "tx")
+		// A mailbox of 1000 messages, fewer than one read buffer holds,
+		// keeps the reader from reading every buffer before the first is
+		// released (with the default it can, and nothing is reused).
+		rx, tx := newComm(t, "rx", slc.WithInboxCap(64<<20, 1000)), newComm(t, "tx")
 		to, err := tx.Connect(ctx, listen(t, rx))
 		if err != nil {
 			t.Fatal(err)
