@@ -63,10 +63,10 @@
 // Leave, Multicast and MulticastGroups (returning a serial), Receive and
 // TryReceive returning a Delivery that is a *Message or a *Membership,
 // Poll and Members; Service, Reason, ViewID, Message and Membership have
-// group's names, and Service and Reason the same values. They are this
-// package's own types because Spread's members are private group names,
-// its bodies bytes and its views carry VS sets, where group has slc peer
-// IDs and typed bodies.
+// group's names, and Service and Reason are group's types. ViewID,
+// Message and Membership are this package's own types because Spread's
+// members are private group names, its bodies bytes and its views carry
+// VS sets, where group has slc peer IDs and typed bodies.
 //
 // Client.Group returns a GroupClient: the same client with group's own
 // types in its signatures (group.Service, group.Delivery, slc.PeerID).

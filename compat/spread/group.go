@@ -17,7 +17,7 @@ import (
 // with Client.Group.
 //
 // The mapping: a sender or member is its Spread private group name as a
-// slc.PeerID; Service is the same type and Reason has the same values; a ViewID's
+// slc.PeerID; Service and Reason are the same types; a ViewID's
 // Coordinator is the daemon's proc_id in decimal, Config its membership
 // time and Seq the view index; a Message's Body and Raw are the bytes
 // (Type is "", as for []byte in group), Serial is 0 (Spread does not
@@ -109,7 +109,7 @@ func ToGroup(d Delivery) group.Delivery {
 			Members:      peerIDs(d.Members),
 			Joined:       peerIDs(d.Joined),
 			Left:         peerIDs(d.Left),
-			Reason:       group.Reason(d.Reason),
+			Reason:       d.Reason,
 			Transitional: d.Transitional,
 		}
 	}

@@ -49,31 +49,17 @@ func (v ViewID) String() string { return fmt.Sprintf("%d/%d.%d", v.ProcID, v.Tim
 // IsZero reports whether v is the zero ViewID.
 func (v ViewID) IsZero() bool { return v == ViewID{} }
 
-// Reason tells why a view changed: Spread's CAUSED_BY_* flags.
-type Reason uint8
+// Reason tells why a view changed: Spread's CAUSED_BY_* flags. It is
+// slc's group.Reason, whose values are Spread's.
+type Reason = group.Reason
 
-// Reasons, as in slc's group package.
+// Reasons, with Spread's meanings (see group.Reason).
 const (
-	Join       Reason = iota + 1 // CAUSED_BY_JOIN
-	Leave                        // CAUSED_BY_LEAVE
-	Disconnect                   // CAUSED_BY_DISCONNECT
-	Network                      // CAUSED_BY_NETWORK
+	Join       = group.Join       // CAUSED_BY_JOIN
+	Leave      = group.Leave      // CAUSED_BY_LEAVE
+	Disconnect = group.Disconnect // CAUSED_BY_DISCONNECT
+	Network    = group.Network    // CAUSED_BY_NETWORK
 )
-
-// String returns "join", "leave", "disconnect" or "network partition".
-func (r Reason) String() string {
-	switch r {
-	case Join:
-		return "join"
-	case Leave:
-		return "leave"
-	case Disconnect:
-		return "disconnect"
-	case Network:
-		return "network partition"
-	}
-	return fmt.Sprintf("reason(%d)", uint8(r))
-}
 
 // Delivery is what Receive returns: a *Message or a *Membership.
 type Delivery interface {
