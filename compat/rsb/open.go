@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/slc-go/slc/bus"
 )
 
 // Endpoint is one process's place on an RSB socket bus: a *Server or a
@@ -22,32 +24,19 @@ var (
 )
 
 // Mode says whether Open serves the bus, joins it, or decides, as RSB's
-// transport.socket.server option (1, 0, auto).
-type Mode int
+// transport.socket.server option (1, 0, auto). It is slc's bus.Mode.
+type Mode = bus.Mode
 
 // Modes.
 const (
 	// Auto serves if the address can be bound, and joins the server
 	// that holds it otherwise.
-	Auto Mode = iota
+	Auto = bus.Auto
 	// ServerMode serves.
-	ServerMode
+	ServerMode = bus.ServerMode
 	// ClientMode joins.
-	ClientMode
+	ClientMode = bus.ClientMode
 )
-
-// String returns "auto", "server" or "client".
-func (m Mode) String() string {
-	switch m {
-	case Auto:
-		return "auto"
-	case ServerMode:
-		return "server"
-	case ClientMode:
-		return "client"
-	}
-	return fmt.Sprintf("mode(%d)", int(m))
-}
 
 // Open serves or joins the RSB socket bus at addr (DefaultAddr,
 // localhost:55555, when empty).
