@@ -205,23 +205,33 @@ func (ib *Inbox) WaitRoom(done <-chan struct{}, from peer.ID) error {
 			ib.mu.Unlock()
 			return nil
 		}
-		if s.space == nil {
-			s.space = make(chan struct{})
+		if err := ib.waitSpaceLocked(s, done); err != nil {
+			return err
 		}
-		ch := s.space
-		ib.mu.Unlock()
-		select {
-		case <-ch:
-		case <-done:
-			ib.mu.Lock()
-			closed := ib.closed
-			ib.mu.Unlock()
-			if closed {
-				return ErrClosed
-			}
-			return ErrCanceled
-		}
+	}
+}
+
+// waitSpaceLocked waits until s's queue frees room or done closes. It is
+// called with mu held; it returns nil with mu held, or, when done closed,
+// ErrClosed (the inbox closed meanwhile) or ErrCanceled with mu released.
+func (ib *Inbox) waitSpaceLocked(s *source, done <-chan struct{}) error {
+	if s.space == nil {
+		s.space = make(chan struct{})
+	}
+	ch := s.space
+	ib.mu.Unlock()
+	select {
+	case <-ch:
 		ib.mu.Lock()
+		return nil
+	case <-done:
+		ib.mu.Lock()
+		closed := ib.closed
+		ib.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		return ErrCanceled
 	}
 }
 
@@ -280,23 +290,9 @@ func (ib *Inbox) push(done <-chan struct{}, from peer.ID, msgs []peer.Message, f
 			continue
 		}
 		// The queue is full: wait for room.
-		if s.space == nil {
-			s.space = make(chan struct{})
+		if err := ib.waitSpaceLocked(s, done); err != nil {
+			return n, err
 		}
-		ch := s.space
-		ib.mu.Unlock()
-		select {
-		case <-ch:
-		case <-done:
-			ib.mu.Lock()
-			closed := ib.closed
-			ib.mu.Unlock()
-			if closed {
-				return n, ErrClosed
-			}
-			return n, ErrCanceled
-		}
-		ib.mu.Lock()
 	}
 }
 

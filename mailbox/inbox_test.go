@@ -274,6 +274,62 @@ func TestPushCanceledReportsPartial(t *testing.T) {
 	})
 }
 
+func TestWaitRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ib := New(Config{MaxMessages: 2})
+		mustPush(t, ib, "a", 1, 2)
+		wait := func(done <-chan struct{}) <-chan error {
+			ch := make(chan error, 1)
+			go func() { ch <- ib.WaitRoom(done, "a") }()
+			synctest.Wait()
+			return ch
+		}
+		blocked := func(what string, ch <-chan error) {
+			t.Helper()
+			select {
+			case err := <-ch:
+				t.Fatalf("%s: WaitRoom returned %v on a full queue", what, err)
+			default:
+			}
+		}
+		// Another source's empty queue has room at once.
+		if err := ib.WaitRoom(nil, "b"); err != nil {
+			t.Fatalf("WaitRoom on an empty queue: %v", err)
+		}
+
+		// Room freed by a receive.
+		ch := wait(nil)
+		blocked("first", ch)
+		if _, err := ib.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-ch; err != nil {
+			t.Fatalf("WaitRoom after a receive: %v", err)
+		}
+
+		// done closed while waiting.
+		mustPush(t, ib, "a", 3)
+		done := make(chan struct{})
+		ch = wait(done)
+		blocked("second", ch)
+		close(done)
+		if err := <-ch; !errors.Is(err, ErrCanceled) {
+			t.Fatalf("WaitRoom after done closed: %v; want ErrCanceled", err)
+		}
+
+		// The inbox closed while waiting, and after.
+		ch = wait(make(chan struct{}))
+		blocked("third", ch)
+		ib.Close()
+		if err := <-ch; !errors.Is(err, ErrClosed) {
+			t.Fatalf("WaitRoom across Close: %v; want ErrClosed", err)
+		}
+		if err := ib.WaitRoom(nil, "b"); !errors.Is(err, ErrClosed) {
+			t.Fatalf("WaitRoom after Close: %v; want ErrClosed", err)
+		}
+	})
+}
+
 func TestHugeMessageAcceptedIntoEmptyQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ib := New(Config{MaxBytes: 1000})
